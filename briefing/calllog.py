@@ -1,0 +1,104 @@
+"""Every model call, logged to SQLite. Migrations are append-only: never edit a released one."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+#: Schema migrations, applied in order; PRAGMA user_version counts those applied.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE calls (
+        id INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        prompt TEXT,
+        prompt_sha256 TEXT,
+        model TEXT NOT NULL,
+        parameters TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        cost_usd REAL,
+        latency_ms REAL NOT NULL,
+        finish_reason TEXT,
+        error TEXT
+    );
+    CREATE INDEX calls_created_at ON calls (created_at);
+    """,
+)
+
+
+@dataclass
+class CallRecord:
+    """One request to a model, successful or not."""
+
+    prompt: str | None
+    prompt_sha256: str | None
+    model: str
+    parameters: dict[str, Any]
+    attempt: int
+    latency_ms: float
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+
+
+class CallLog:
+    """An SQLite file of CallRecords; safe to share between threads of one process."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            current = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, sql in enumerate(MIGRATIONS[current:], start=current + 1):
+                # BEGIN IMMEDIATE serialises two processes migrating the same file.
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if self._conn.execute("PRAGMA user_version").fetchone()[0] >= number:
+                        self._conn.execute("ROLLBACK")
+                        continue
+                    for statement in sql.split(";"):
+                        if statement.strip():
+                            self._conn.execute(statement)
+                    self._conn.execute(f"PRAGMA user_version = {number}")
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+
+    def record(self, call: CallRecord) -> None:
+        """Append one call."""
+        row = asdict(call)
+        row["parameters"] = json.dumps(call.parameters, sort_keys=True, default=str)
+        row["created_at"] = datetime.now(UTC).isoformat()
+        columns = ", ".join(row)
+        marks = ", ".join(f":{key}" for key in row)
+        with self._lock:
+            self._conn.execute(f"INSERT INTO calls ({columns}) VALUES ({marks})", row)  # noqa: S608
+
+    def rows(self) -> list[dict[str, Any]]:
+        """All calls, oldest first."""
+        with self._lock:
+            cursor = self._conn.execute("SELECT * FROM calls ORDER BY id")
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._conn.close()

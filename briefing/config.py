@@ -1,0 +1,87 @@
+"""All settings in one place, read from the environment (prefix BRIEFING_) and CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The model string that selects the deterministic, LLM-free engine.
+EXTRACTIVE = "extractive"
+
+
+def default_data_dir() -> Path:
+    """Per-user data directory (call log, later the store)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("briefing", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every tunable of the pipeline; CLI flags override environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="BRIEFING_", extra="ignore")
+
+    model: str = Field(
+        default=EXTRACTIVE,
+        description="'extractive' (no LLM), 'local/smollm2', or any litellm model string.",
+    )
+    api_base: str | None = Field(default=None, description="Override the provider's base URL.")
+    api_key: SecretStr | None = Field(
+        default=None, description="Provider API key; litellm's provider variables work too."
+    )
+    prompt: str = Field(default="briefing@1", description="Reduce prompt as NAME@VERSION.")
+    map_prompt: str = Field(default="extract-claims@1")
+    condense_prompt: str = Field(default="condense-claims@1")
+    prompts_dir: Path | None = Field(
+        default=None, description="Directory of prompt templates; the bundled set when unset."
+    )
+
+    timeout_s: float = Field(default=120.0, gt=0, description="Per-request timeout.")
+    max_attempts: int = Field(
+        default=4,
+        ge=1,
+        le=20,
+        description="Requests per call, counting retries of transient errors.",
+    )
+    retry_initial_s: float = Field(default=1.0, ge=0)
+    retry_max_s: float = Field(default=60.0, ge=0)
+    max_concurrency: int = Field(default=4, ge=1, le=256)
+
+    encoding: str = Field(default="o200k_base", description="tiktoken encoding for budgets.")
+    chunk_tokens: int = Field(default=1200, ge=64)
+    chunk_overlap_tokens: int = Field(default=120, ge=0)
+    context_tokens: int | None = Field(
+        default=None,
+        gt=0,
+        description="Model context window; litellm's model info (or 8192) when unset.",
+    )
+    reduce_output_tokens: int = Field(default=2048, ge=128)
+
+    call_log: Path | None = Field(
+        default=None, description="SQLite file of model calls; <data dir>/calls.db when unset."
+    )
+    log_calls: bool = True
+
+    key_points: int = Field(default=8, ge=1, le=50, description="Extractive key points.")
+    summary_sentences: int = Field(default=3, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap_tokens ({self.chunk_overlap_tokens}) must be smaller than "
+                f"chunk_tokens ({self.chunk_tokens})"
+            )
+        return self
+
+    @property
+    def call_log_path(self) -> Path:
+        """Where model calls are logged."""
+        return self.call_log or default_data_dir() / "calls.db"
+
+    @property
+    def is_extractive(self) -> bool:
+        """True when no language model is configured."""
+        return self.model.strip().lower() == EXTRACTIVE

@@ -1,0 +1,83 @@
+"""The project's exception hierarchy.
+
+Misuse errors (bad input, bad configuration, unknown prompt) are separate from runtime
+errors (a provider that fails, a model that will not produce valid output), so callers
+can tell "fix your request" from "try again later".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from briefing.usage import Usage
+
+__all__ = [
+    "BriefingError",
+    "ConfigError",
+    "LLMError",
+    "ModelOutputError",
+    "PromptError",
+    "ProviderError",
+    "SourceError",
+    "UserError",
+]
+
+
+class BriefingError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class UserError(BriefingError):
+    """The caller asked for something that cannot work as asked; retrying will not help."""
+
+
+class SourceError(UserError):
+    """A source file or text cannot be ingested (missing, binary, empty, undecodable)."""
+
+
+class PromptError(UserError):
+    """A prompt template is missing, malformed, or rendered with the wrong variables."""
+
+
+class ConfigError(UserError):
+    """A setting is invalid or a required component (such as an extra) is not installed."""
+
+
+class LLMError(BriefingError):
+    """A language-model call failed at run time."""
+
+
+class ProviderError(LLMError):
+    """The provider failed (transport, rate limit, server error, auth) after any retries.
+
+    `retryable` says whether the failure was of a transient kind; `attempts` how many
+    requests were made before giving up; `retry_after` the pause the provider asked for.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        retryable: bool,
+        attempts: int,
+        status_code: int | None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retryable = retryable
+        self.attempts = attempts
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+class ModelOutputError(LLMError):
+    """The model answered, but not with output that fits the required schema, even after a re-ask."""
+
+    def __init__(self, message: str, *, attempts: int, usage: Usage, last_output: str) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.usage = usage
+        self.last_output = last_output

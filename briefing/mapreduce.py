@@ -1,0 +1,368 @@
+"""The LLM engine: map chunks to cited claims, condense if needed, reduce to a briefing.
+
+The model only ever cites ids (sentence ids in the map step, claim ids after it); code
+turns ids into exact spans, so a quote can never be invented. Ids that name nothing the
+model was shown are reported in the warnings and removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field, field_validator
+
+from briefing.chunking import Chunk, chunk_sentences
+from briefing.citations import merge_citations, resolve_sentence_ids
+from briefing.config import Settings
+from briefing.errors import LLMError, ModelOutputError
+from briefing.llm import LLMClient
+from briefing.prompts import PromptLibrary, PromptRef, PromptTemplate
+from briefing.schema import Briefing, Citation, Claim, Disagreement
+from briefing.segment import segment
+from briefing.sources import Source
+from briefing.tokens import count_tokens
+from briefing.usage import Usage
+
+#: Progress callback: (stage, done, total).
+Progress = Callable[[str, int, int], None]
+#: Tokens kept free for the chat format and tokenizer mismatch between models.
+_SAFETY_TOKENS = 256
+_MAX_CONDENSE_LEVELS = 6
+_QUOTE_CHARS = 60
+
+
+def _ids(value: object) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    return [str(v) for v in items if v is not None]
+
+
+class _MapClaim(BaseModel):
+    text: str = Field(min_length=1)
+    sentence_ids: list[str]
+
+    _coerce = field_validator("sentence_ids", mode="before")(lambda v: _ids(v))
+
+
+class MapOutput(BaseModel):
+    """What extract-claims returns."""
+
+    claims: list[_MapClaim]
+
+
+class Point(BaseModel):
+    """A sentence of the model's with the claim ids it rests on."""
+
+    text: str = Field(min_length=1)
+    claim_ids: list[str]
+
+    _coerce = field_validator("claim_ids", mode="before")(lambda v: _ids(v))
+
+
+class CondenseOutput(BaseModel):
+    """What condense-claims returns."""
+
+    claims: list[Point]
+
+
+class _Sides(BaseModel):
+    topic: str
+    sides: list[Point]
+
+
+class ReduceOutput(BaseModel):
+    """What the briefing prompt returns."""
+
+    title: str = Field(min_length=1)
+    summary: list[Point]
+    key_points: list[Point]
+    disagreements: list[_Sides] = Field(default_factory=list)
+
+
+@dataclass
+class _Claim:
+    id: str
+    text: str
+    citations: list[Citation]
+    source_labels: list[str]
+
+
+def _data(text: str) -> str:
+    # Source text is data inside <source>/<claims> tags: angle brackets are swapped for
+    # look-alikes so no source can close the tag and speak as the prompt. Citations are
+    # resolved by id, so this never alters a quote.
+    return text.replace("<", "‹").replace(">", "›")
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _QUOTE_CHARS else text[: _QUOTE_CHARS - 1] + "…"
+
+
+class MapReduce:
+    """Builds one briefing with one LLMClient."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: LLMClient,
+        library: PromptLibrary,
+        progress: Progress | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.map_prompt = library.get(settings.map_prompt)
+        self.condense_prompt = library.get(settings.condense_prompt)
+        self.reduce_prompt = library.get(settings.prompt)
+        self.progress = progress or (lambda stage, done, total: None)
+        self.usage = Usage()
+        self.warnings: list[str] = []
+        self.used: list[PromptTemplate] = []
+        self._order: dict[str, int] = {}
+
+    async def run(self, sources: list[Source]) -> Briefing:
+        """Map every chunk, condense until the claims fit, then reduce."""
+        labels = {s.id: f"[{n}]" for n, s in enumerate(sources, start=1)}
+        self._order = {s.id: n for n, s in enumerate(sources)}
+        chunks = [(source, chunk) for source in sources for chunk in self._chunks(source)]
+        claims = await self._map(chunks, labels)
+        if not claims:
+            raise LLMError(
+                "the model extracted no claim with a valid citation from any source; "
+                "see the warnings: " + "; ".join(self.warnings[-5:])
+            )
+        claims = await self._condense_until_fits(claims, sources, labels)
+        return await self._reduce(claims, sources, labels)
+
+    def _chunks(self, source: Source) -> list[Chunk]:
+        window = self.client.context_tokens()
+        prompt_cost = int(self.map_prompt.model_parameters.get("max_tokens", 1024)) + 600
+        size = min(self.settings.chunk_tokens, max(64, window - prompt_cost - _SAFETY_TOKENS))
+        overlap = min(self.settings.chunk_overlap_tokens, size // 4)
+        return chunk_sentences(
+            segment(source),
+            encoding=self.settings.encoding,
+            max_tokens=size,
+            overlap_tokens=overlap,
+        )
+
+    async def _map(
+        self, chunks: list[tuple[Source, Chunk]], labels: dict[str, str]
+    ) -> list[_Claim]:
+        self._use(self.map_prompt)
+        done = 0
+        self.progress("map", 0, len(chunks))
+
+        async def one(source: Source, chunk: Chunk) -> list[tuple[str, list[Citation]]]:
+            nonlocal done
+            variables = {
+                "source_title": _data(source.title).replace('"', "'"),
+                # Ids are numbered from S1 in every chunk: small models assume a list starts
+                # at 1, and code maps the local id back to the sentence either way.
+                "sentences": [
+                    {"id": f"S{n}", "text": _data(s.text)} for n, s in enumerate(chunk.sentences, 1)
+                ],
+            }
+            try:
+                result = await self.client.structured(self.map_prompt, variables, MapOutput)
+            except ModelOutputError as exc:
+                self.usage += exc.usage
+                self.warnings.append(f"chunk {chunk.id} of {source.title!r} skipped: {exc}")
+                return []
+            finally:
+                done += 1
+                self.progress("map", done, len(chunks))
+            self.usage += result.usage
+            shown = {f"S{n}": s for n, s in enumerate(chunk.sentences, 1)}
+            out = []
+            for claim in result.value.claims:
+                cites, unknown = resolve_sentence_ids(claim.sentence_ids, shown, source)
+                if unknown:
+                    self._report_unknown(
+                        f"chunk {chunk.id} of {source.title!r}", claim.text, unknown, bool(cites)
+                    )
+                if cites:
+                    out.append((claim.text.strip(), cites))
+            return out
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(source, chunk)) for source, chunk in chunks]
+        claims: list[_Claim] = []
+        seen: set[tuple[str, tuple[tuple[str, int, int], ...]]] = set()
+        for (source, _), task in zip(chunks, tasks, strict=True):
+            for text, cites in task.result():
+                # Overlapping chunks may yield the same claim twice.
+                key = (
+                    " ".join(text.lower().split()),
+                    tuple((c.source_id, c.start, c.end) for c in cites),
+                )
+                if key in seen:
+                    continue
+                seen.add(key)
+                claims.append(_Claim(f"C{len(claims) + 1}", text, cites, [labels[source.id]]))
+        return claims
+
+    def _claim_rows(self, claims: list[_Claim]) -> list[dict[str, str]]:
+        return [
+            {"id": c.id, "source": ",".join(c.source_labels), "text": _data(c.text)} for c in claims
+        ]
+
+    def _reduce_variables(
+        self, claims: list[_Claim], sources: list[Source], labels: dict[str, str]
+    ) -> dict[str, object]:
+        return {
+            "claims": self._claim_rows(claims),
+            "sources": [{"label": labels[s.id], "title": _data(s.title)} for s in sources],
+        }
+
+    def _fits(self, prompt: PromptTemplate, variables: dict[str, object]) -> bool:
+        messages = prompt.render(variables)
+        used = sum(count_tokens(m["content"], self.settings.encoding) + 4 for m in messages)
+        out = int(prompt.model_parameters.get("max_tokens", self.settings.reduce_output_tokens))
+        return used + out + _SAFETY_TOKENS <= self.client.context_tokens()
+
+    async def _condense_until_fits(
+        self, claims: list[_Claim], sources: list[Source], labels: dict[str, str]
+    ) -> list[_Claim]:
+        level = 0
+        while not self._fits(self.reduce_prompt, self._reduce_variables(claims, sources, labels)):
+            level += 1
+            if level > _MAX_CONDENSE_LEVELS:
+                raise LLMError(
+                    f"claims still exceed the context of {self.client.model} after "
+                    f"{_MAX_CONDENSE_LEVELS} condense levels; raise context_tokens or use a "
+                    "model with a larger window"
+                )
+            self._use(self.condense_prompt)
+            batches = self._batches(claims)
+            self.progress(f"condense level {level}", 0, len(batches))
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._condense(batch)) for batch in batches]
+            merged = [c for t in tasks for c in t.result()]
+            if len(merged) >= len(claims):
+                raise LLMError(
+                    f"condensing did not reduce the claims ({len(claims)} -> {len(merged)}); "
+                    f"{self.client.model} cannot fit them into its context"
+                )
+            claims = [
+                _Claim(f"C{n}", c.text, c.citations, c.source_labels)
+                for n, c in enumerate(merged, start=1)
+            ]
+            self.progress(f"condense level {level}", len(batches), len(batches))
+        return claims
+
+    def _batches(self, claims: list[_Claim]) -> list[list[_Claim]]:
+        batches: list[list[_Claim]] = []
+        current: list[_Claim] = []
+        for claim in claims:
+            trial = [*current, claim]
+            variables = {"claims": self._claim_rows(trial), "max_claims": max(1, len(trial) // 2)}
+            if current and not self._fits(self.condense_prompt, variables):
+                batches.append(current)
+                current = [claim]
+            else:
+                current = trial
+        if current:
+            batches.append(current)
+        return batches
+
+    async def _condense(self, batch: list[_Claim]) -> list[_Claim]:
+        variables = {"claims": self._claim_rows(batch), "max_claims": max(1, len(batch) // 2)}
+        by_id = {c.id: c for c in batch}
+        try:
+            result = await self.client.structured(self.condense_prompt, variables, CondenseOutput)
+        except ModelOutputError as exc:
+            # Keep the batch as it was rather than lose its claims.
+            self.usage += exc.usage
+            self.warnings.append(f"condense step failed, batch kept unmerged: {exc}")
+            return batch
+        self.usage += result.usage
+        out = []
+        for point in result.value.claims:
+            resolved = self._resolve_claims(point, by_id, "condense")
+            if resolved:
+                cites, sources = resolved
+                out.append(_Claim("", point.text.strip(), cites, sources))
+        return out
+
+    def _resolve_claims(
+        self, point: Point, by_id: dict[str, _Claim], step: str
+    ) -> tuple[list[Citation], list[str]] | None:
+        keys = [i.strip().strip("[]").upper() for i in point.claim_ids]
+        found = list({k: by_id[k] for k in keys if k in by_id}.values())
+        unknown = [i for i, k in zip(point.claim_ids, keys, strict=True) if k not in by_id]
+        if unknown or not found:
+            self._report_unknown(step, point.text, unknown, bool(found))
+        if not found:
+            return None
+        cites = merge_citations((c.citations for c in found), self._order)
+        labels = sorted({s for c in found for s in c.source_labels})
+        return cites, labels
+
+    async def _reduce(
+        self, claims: list[_Claim], sources: list[Source], labels: dict[str, str]
+    ) -> Briefing:
+        self._use(self.reduce_prompt)
+        self.progress("reduce", 0, 1)
+        result = await self.client.structured(
+            self.reduce_prompt, self._reduce_variables(claims, sources, labels), ReduceOutput
+        )
+        self.usage += result.usage
+        self.progress("reduce", 1, 1)
+        by_id = {c.id: c for c in claims}
+        counter = iter(range(1, 10**9))
+
+        def to_claims(points: list[Point], step: str) -> list[Claim]:
+            out = []
+            for point in points:
+                resolved = self._resolve_claims(point, by_id, step)
+                if resolved:
+                    out.append(
+                        Claim(
+                            id=f"c{next(counter)}", text=point.text.strip(), citations=resolved[0]
+                        )
+                    )
+            return out
+
+        value = result.value
+        disagreements = []
+        for item in value.disagreements:
+            sides = to_claims(item.sides, f"disagreement {_short(item.topic)!r}")
+            if len(sides) < 2:
+                self.warnings.append(
+                    f"disagreement {_short(item.topic)!r} dropped: fewer than two cited sides"
+                )
+                continue
+            disagreements.append(Disagreement(topic=item.topic.strip(), claims=sides))
+        return Briefing(
+            id=f"brf_{uuid.uuid4().hex}",
+            title=value.title.strip(),
+            engine="llm",
+            model=self.client.model,
+            prompt=self.reduce_prompt.ref,
+            prompts=[p.ref for p in self.used],
+            sources=sources,
+            summary=to_claims(value.summary, "summary"),
+            key_points=to_claims(value.key_points, "key point"),
+            disagreements=disagreements,
+            usage=self.usage,
+            warnings=self.warnings,
+        )
+
+    def _report_unknown(self, where: str, text: str, unknown: list[str], kept: bool) -> None:
+        what = (
+            f"cited ids that name nothing it was shown ({', '.join(unknown)})"
+            if unknown
+            else "cited nothing"
+        )
+        fate = "those ids were removed" if kept else "dropped, no valid citation left"
+        self.warnings.append(f"{where}: {_short(text)!r} {what}; {fate}")
+
+    def _use(self, prompt: PromptTemplate) -> None:
+        if prompt not in self.used:
+            self.used.append(prompt)
+
+
+__all__ = ["MapReduce", "PromptRef"]

@@ -1,0 +1,66 @@
+"""Build a briefing: pick the engine, run it, and check every citation before returning."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from briefing.calllog import CallLog
+from briefing.citations import citation_problems
+from briefing.config import Settings
+from briefing.errors import BriefingError, SourceError
+from briefing.mapreduce import MapReduce, Progress
+from briefing.schema import Briefing
+from briefing.sources import Source, load_source
+
+
+def load_sources(paths: Sequence[str | Path]) -> list[Source]:
+    """Load files in the given order; the same content given twice is kept once."""
+    if not paths:
+        raise SourceError("no source files given")
+    sources: dict[str, Source] = {}
+    for path in paths:
+        source = load_source(path)
+        sources.setdefault(source.id, source)
+    return list(sources.values())
+
+
+async def build_briefing(
+    sources: list[Source],
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    call_log: CallLog | None = None,
+) -> Briefing:
+    """A briefing of `sources` with the engine the settings name."""
+    if not sources:
+        raise SourceError("no sources to brief")
+    if settings.is_extractive:
+        from briefing.extractive import build_extractive
+
+        briefing = build_extractive(sources, settings)
+    else:
+        from briefing.llm import LLMClient
+        from briefing.prompts import PromptLibrary
+
+        if call_log is None and settings.log_calls:
+            call_log = CallLog(settings.call_log_path)
+        client = LLMClient(settings, call_log)
+        engine = MapReduce(settings, client, PromptLibrary(settings.prompts_dir), progress)
+        briefing = await engine.run(sources)
+    problems = citation_problems(briefing)
+    if problems:
+        # Citations are built from spans, so this is a bug; refuse to hand out a briefing
+        # whose quotes could mislead.
+        raise BriefingError(
+            "internal error: citations do not match their sources: " + "; ".join(problems[:5])
+        )
+    return briefing
+
+
+def build_briefing_sync(
+    sources: list[Source], settings: Settings, *, progress: Progress | None = None
+) -> Briefing:
+    """build_briefing for callers without an event loop."""
+    return asyncio.run(build_briefing(sources, settings, progress=progress))
