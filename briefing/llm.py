@@ -101,6 +101,21 @@ class LLMClient:
         _register_provider(provider_prefix(self.model))
         return module
 
+    def check_credentials(self) -> None:
+        """Fail fast, before any request, when the provider needs a key that is not set."""
+        if self._secret or self.settings.api_base:
+            return  # a key was given, or a custom endpoint decides for itself
+        try:
+            report = self.litellm.validate_environment(model=self.model)
+        except Exception:
+            return  # litellm cannot tell for this provider; the call will
+        missing = report.get("missing_keys") or []
+        if missing:
+            raise ConfigError(
+                f"{self.model} needs {', '.join(missing)} set in the environment (or "
+                "BRIEFING_API_KEY for a key, --api-base for an endpoint); no request was sent"
+            )
+
     def context_tokens(self) -> int:
         """The model's input window: the setting, else litellm's model info, else a default."""
         if self.settings.context_tokens:
@@ -314,6 +329,8 @@ class LLMClient:
         )
 
     def _scrub(self, text: str) -> str:
+        # "litellm.RateLimitError: RateLimitError: OpenAIException - msg" -> "msg"
+        text = re.sub(r"^(?:litellm\.\w+: )?(?:\w+Error: )?(?:\w+Exception - )?", "", text)
         if self._secret:
             text = text.replace(self._secret, "***")
         text = re.sub(r"\bsk-[A-Za-z0-9_\-]{8,}", "sk-***", text)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -32,6 +33,7 @@ Progress = Callable[[str, int, int], None]
 _SAFETY_TOKENS = 256
 _MAX_CONDENSE_LEVELS = 6
 _QUOTE_CHARS = 60
+T = TypeVar("T")
 
 
 def _ids(value: object) -> list[str]:
@@ -94,6 +96,17 @@ def _data(text: str) -> str:
     # look-alikes so no source can close the tag and speak as the prompt. Citations are
     # resolved by id, so this never alters a quote.
     return text.replace("<", "‹").replace(">", "›")
+
+
+async def _all(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run concurrently; the first failure cancels the rest and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(c) for c in coros]
+    except BaseExceptionGroup as group_error:
+        # Callers handle BriefingError, not ExceptionGroup.
+        raise group_error.exceptions[0] from None
+    return [t.result() for t in tasks]
 
 
 def _short(text: str) -> str:
@@ -187,12 +200,11 @@ class MapReduce:
                     out.append((claim.text.strip(), cites))
             return out
 
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(one(source, chunk)) for source, chunk in chunks]
+        results = await _all([one(source, chunk) for source, chunk in chunks])
         claims: list[_Claim] = []
         seen: set[tuple[str, tuple[tuple[str, int, int], ...]]] = set()
-        for (source, _), task in zip(chunks, tasks, strict=True):
-            for text, cites in task.result():
+        for (source, _), result in zip(chunks, results, strict=True):
+            for text, cites in result:
                 # Overlapping chunks may yield the same claim twice.
                 key = (
                     " ".join(text.lower().split()),
@@ -238,9 +250,7 @@ class MapReduce:
             self._use(self.condense_prompt)
             batches = self._batches(claims)
             self.progress(f"condense level {level}", 0, len(batches))
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._condense(batch)) for batch in batches]
-            merged = [c for t in tasks for c in t.result()]
+            merged = [c for part in await _all([self._condense(b) for b in batches]) for c in part]
             if len(merged) >= len(claims):
                 raise LLMError(
                     f"condensing did not reduce the claims ({len(claims)} -> {len(merged)}); "

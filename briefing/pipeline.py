@@ -47,6 +47,7 @@ async def build_briefing(
         if call_log is None and settings.log_calls:
             call_log = CallLog(settings.call_log_path)
         client = LLMClient(settings, call_log)
+        client.check_credentials()
         engine = MapReduce(settings, client, PromptLibrary(settings.prompts_dir), progress)
         briefing = await engine.run(sources)
     problems = citation_problems(briefing)

@@ -93,8 +93,10 @@ def _compiled(path: str, sha256: str, system: str, user: str) -> tuple[Any, Any]
 
 
 def default_prompts_dir() -> Path:
-    """The prompts/ directory that ships with the project."""
-    return Path(__file__).resolve().parent.parent / "prompts"
+    """The templates that ship with the project: in a wheel, or the checkout's prompts/."""
+    here = Path(__file__).resolve().parent
+    bundled = here / "_prompts"  # where pyproject.toml puts prompts/ inside a wheel
+    return bundled if bundled.is_dir() else here.parent / "prompts"
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:

