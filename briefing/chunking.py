@@ -72,9 +72,14 @@ def chunk_sentences(
         )
         if end >= len(sentences):
             break
-        # Step back over whole sentences that fit the overlap, but always move forward.
+        # Step back over whole sentences that fit the overlap, but never so far that the
+        # next sentence no longer fits beside them: every chunk must bring a new sentence.
         back, carried = end, 0
-        while back - 1 > start and carried + sizes[back - 1] <= overlap_tokens:
+        while (
+            back - 1 > start
+            and carried + sizes[back - 1] <= overlap_tokens
+            and carried + sizes[back - 1] + sizes[end] <= max_tokens
+        ):
             back -= 1
             carried += sizes[back]
         start = back

@@ -52,6 +52,8 @@ def source_from_text(text: str, *, title: str | None = None, path: str | None = 
 def load_source(path: str | Path) -> Source:
     """Read a .txt or .md file as UTF-8; raise SourceError naming the file when it is unusable."""
     p = Path(path)
+    if p.is_dir():
+        raise SourceError(f"{p}: is a directory, not a file")
     if p.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise SourceError(
             f"{p}: unsupported file type {p.suffix or '(none)'!r}; "
@@ -71,8 +73,10 @@ def load_source(path: str | Path) -> Source:
         # utf-8-sig drops a leading byte-order mark, which is not part of the text.
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        # utf-8-sig counts offsets after the byte-order mark; report them in the file.
+        at = exc.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
         raise SourceError(
-            f"{p}: is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+            f"{p}: is not valid UTF-8 (byte 0x{raw[at]:02x} at offset {at})"
         ) from None
     return source_from_text(text, path=str(path))
 
