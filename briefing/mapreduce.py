@@ -325,16 +325,20 @@ class MapReduce:
         counter = iter(range(1, 10**9))
 
         def to_claims(points: list[Point], step: str) -> list[Claim]:
-            out = []
+            out: dict[str, Claim] = {}
             for point in points:
                 resolved = self._resolve_claims(point, by_id, step)
-                if resolved:
-                    out.append(
-                        Claim(
-                            id=f"c{next(counter)}", text=point.text.strip(), citations=resolved[0]
-                        )
-                    )
-            return out
+                if not resolved:
+                    continue
+                text = point.text.strip()
+                key = " ".join(text.lower().split())
+                if key in out:
+                    # The same sentence twice in one section is one claim with both supports.
+                    same = out[key]
+                    same.citations = merge_citations([same.citations, resolved[0]], self._order)
+                else:
+                    out[key] = Claim(id=f"c{next(counter)}", text=text, citations=resolved[0])
+            return list(out.values())
 
         value = result.value
         disagreements = []
