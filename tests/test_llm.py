@@ -69,10 +69,6 @@ def call_log(tmp_path: Path) -> Iterator[CallLog]:
     log.close()
 
 
-def _client(settings: Settings, log: CallLog | None = None) -> LLMClient:
-    return LLMClient(settings, log)
-
-
 def _contents(request: RecordedRequest) -> list[tuple[str, str]]:
     return [(m["role"], m["content"]) for m in request.messages]
 
@@ -88,7 +84,7 @@ async def test_valid_output_is_validated_counted_logged_and_sent_with_schema(
 ) -> None:
     fake_server.queue(Reply(content=GOOD, prompt_tokens=123, completion_tokens=45))
 
-    result = await _client(llm_settings(), call_log).structured(
+    result = await LLMClient(llm_settings(), call_log).structured(
         extract_prompt, VARIABLES, MapOutput
     )
 
@@ -137,7 +133,7 @@ async def test_fenced_json_is_accepted_without_a_reask(
 ) -> None:
     fake_server.queue(Reply(content=f"```json\n{GOOD}\n```"))
 
-    result = await _client(llm_settings()).structured(extract_prompt, VARIABLES, MapOutput)
+    result = await LLMClient(llm_settings()).structured(extract_prompt, VARIABLES, MapOutput)
 
     assert result.value.claims[0].sentence_ids == ["S1"]
     assert len(fake_server.requests) == 1
@@ -158,7 +154,7 @@ async def test_invalid_json_gets_one_reask_quoting_the_error(
         Reply(content=GOOD, prompt_tokens=200, completion_tokens=20),
     )
 
-    result = await _client(llm_settings(), call_log).structured(
+    result = await LLMClient(llm_settings(), call_log).structured(
         extract_prompt, VARIABLES, MapOutput
     )
 
@@ -189,7 +185,7 @@ async def test_wrong_shape_twice_raises_model_output_error(
     )
 
     with pytest.raises(ModelOutputError) as raised:
-        await _client(llm_settings()).structured(extract_prompt, VARIABLES, MapOutput)
+        await LLMClient(llm_settings()).structured(extract_prompt, VARIABLES, MapOutput)
 
     error = raised.value
     assert error.attempts == 2
@@ -211,7 +207,7 @@ async def test_truncated_output_is_reasked_as_cut_off(
     # Even a parsable answer is not trusted when the model ran out of tokens.
     fake_server.queue(Reply(content=GOOD, finish_reason="length"), Reply(content=GOOD))
 
-    result = await _client(llm_settings()).structured(extract_prompt, VARIABLES, MapOutput)
+    result = await LLMClient(llm_settings()).structured(extract_prompt, VARIABLES, MapOutput)
 
     assert result.usage.calls == 2
     second = fake_server.requests[1]
@@ -230,7 +226,7 @@ async def test_truncated_twice_raises_model_output_error(
     )
 
     with pytest.raises(ModelOutputError, match="truncated") as raised:
-        await _client(llm_settings()).structured(extract_prompt, VARIABLES, MapOutput)
+        await LLMClient(llm_settings()).structured(extract_prompt, VARIABLES, MapOutput)
 
     assert raised.value.attempts == 2
     assert raised.value.usage.calls == 2
@@ -250,7 +246,7 @@ async def test_rate_limit_waits_for_retry_after_then_succeeds(
     fake_server.queue(Reply(status=429, headers={"Retry-After": "1"}), Reply(content=GOOD))
 
     started = time.monotonic()
-    result = await _client(llm_settings(), call_log).structured(
+    result = await LLMClient(llm_settings(), call_log).structured(
         extract_prompt, VARIABLES, MapOutput
     )
     elapsed = time.monotonic() - started
@@ -287,7 +283,9 @@ async def test_retry_after_beyond_retry_max_gives_up_at_once(
 
     started = time.monotonic()
     with pytest.raises(ProviderError) as raised:
-        await _client(llm_settings(retry_max_s=5)).structured(extract_prompt, VARIABLES, MapOutput)
+        await LLMClient(llm_settings(retry_max_s=5)).structured(
+            extract_prompt, VARIABLES, MapOutput
+        )
     elapsed = time.monotonic() - started
 
     assert elapsed < 3
@@ -307,7 +305,7 @@ async def test_server_error_is_retried_without_a_reask(
 ) -> None:
     fake_server.queue(Reply(status=500), Reply(content=GOOD))
 
-    result = await _client(llm_settings(), call_log).structured(
+    result = await LLMClient(llm_settings(), call_log).structured(
         extract_prompt, VARIABLES, MapOutput
     )
 
@@ -330,7 +328,9 @@ async def test_server_errors_until_attempts_run_out(
     fake_server.queue(Reply(status=503), Reply(status=500), Reply(status=502), Reply(content=GOOD))
 
     with pytest.raises(ProviderError) as raised:
-        await _client(llm_settings(max_attempts=3)).structured(extract_prompt, VARIABLES, MapOutput)
+        await LLMClient(llm_settings(max_attempts=3)).structured(
+            extract_prompt, VARIABLES, MapOutput
+        )
 
     assert raised.value.attempts == 3
     assert raised.value.retryable
@@ -351,7 +351,7 @@ async def test_auth_error_is_not_retried_and_hides_the_key(
     )
 
     with pytest.raises(ProviderError) as raised:
-        await _client(llm_settings(), call_log).structured(extract_prompt, VARIABLES, MapOutput)
+        await LLMClient(llm_settings(), call_log).structured(extract_prompt, VARIABLES, MapOutput)
 
     assert raised.value.kind == "auth"
     assert raised.value.status_code == 401
@@ -372,7 +372,7 @@ async def test_timeout_is_retried(
     fake_server.queue(Reply(content=GOOD, delay_s=2), Reply(content=GOOD))
 
     started = time.monotonic()
-    result = await _client(llm_settings(timeout_s=0.5)).structured(
+    result = await LLMClient(llm_settings(timeout_s=0.5)).structured(
         extract_prompt, VARIABLES, MapOutput
     )
     elapsed = time.monotonic() - started
@@ -392,7 +392,7 @@ async def test_timeouts_until_attempts_run_out(
     fake_server.queue(Reply(content=GOOD, delay_s=2), Reply(content=GOOD, delay_s=2))
 
     with pytest.raises(ProviderError) as raised:
-        await _client(llm_settings(timeout_s=0.5, max_attempts=2), call_log).structured(
+        await LLMClient(llm_settings(timeout_s=0.5, max_attempts=2), call_log).structured(
             extract_prompt, VARIABLES, MapOutput
         )
 

@@ -28,12 +28,17 @@ if not HAVE_LOCAL and os.environ.get("BRIEFING_REQUIRE_LOCAL_MODEL"):
 
 pytestmark = [
     pytest.mark.local_model,
-    pytest.mark.skipif(not HAVE_LOCAL, reason="the [local] extra (llama-cpp-python) is not installed"),
+    pytest.mark.skipif(
+        not HAVE_LOCAL, reason="the [local] extra (llama-cpp-python) is not installed"
+    ),
 ]
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return Settings(model="local/smollm2", call_log=tmp_path / "calls.db", max_attempts=1)
+    # A generous timeout: CI machines are shared, and a slow CPU is not what is tested here.
+    return Settings(
+        model="local/smollm2", call_log=tmp_path / "calls.db", max_attempts=1, timeout_s=900
+    )
 
 
 async def test_map_prompt_output_is_schema_valid(tmp_path: Path) -> None:
@@ -51,9 +56,11 @@ async def test_map_prompt_output_is_schema_valid(tmp_path: Path) -> None:
     result = await client.structured(prompt, variables, MapOutput)
     assert isinstance(result.value, MapOutput)
     rows = log.rows()
-    assert rows and rows[-1]["model"] == "local/smollm2"
+    assert rows
+    assert rows[-1]["model"] == "local/smollm2"
     assert rows[-1]["prompt"] == "extract-claims@1"
-    assert rows[-1]["input_tokens"] > 0 and rows[-1]["output_tokens"] > 0
+    assert rows[-1]["input_tokens"] > 0
+    assert rows[-1]["output_tokens"] > 0
     assert rows[-1]["cost_usd"] == 0.0
     assert rows[-1]["error"] is None
 
@@ -62,8 +69,10 @@ async def test_briefing_of_a_seed_has_exact_citations(tmp_path: Path) -> None:
     sources = load_sources([SEEDS / "004_922a7ff930af4547.txt"])
     briefing = await build_briefing(sources, _settings(tmp_path))
     again = Briefing.model_validate_json(briefing.model_dump_json())
-    assert again.engine == "llm" and again.model == "local/smollm2"
-    assert again.prompt is not None and again.prompt.name == "briefing"
+    assert again.engine == "llm"
+    assert again.model == "local/smollm2"
+    assert again.prompt is not None
+    assert again.prompt.name == "briefing"
     assert again.usage.calls >= 2
     texts = {s.id: s.text for s in again.sources}
     claims = again.claims()

@@ -55,6 +55,7 @@ def test_seed_sentences_are_exact_spans(path: Path) -> None:
 def test_seed_sentences_cover_all_text(path: Path) -> None:
     source = load_source(path)
     sentences = segment(source)
+
     # Ordered spans whose non-space characters add up to the whole text: only whitespace
     # lies between sentences.
     def squeeze(text: str) -> str:
@@ -111,7 +112,11 @@ def test_multiple_spaces_are_kept_inside_and_dropped_around() -> None:
 def test_newlines_without_full_stops_end_sentences() -> None:
     source = source_from_text("Headline without stop\n\nBody line one\nBody line two.\n")
     sentences = segment(source)
-    assert [s.text for s in sentences] == ["Headline without stop", "Body line one", "Body line two."]
+    assert [s.text for s in sentences] == [
+        "Headline without stop",
+        "Body line one",
+        "Body line two.",
+    ]
     assert_exact_spans(source, sentences)
 
 
