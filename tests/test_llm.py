@@ -618,3 +618,35 @@ async def test_claims_too_large_for_the_window_are_condensed_before_the_reduce(
     assert [p.name for p in briefing.prompts] == ["extract-claims", "condense-claims", "briefing"]
     assert briefing.usage.calls == len(fake_server.requests)
     assert not briefing.warnings
+
+
+# --- the CLI with --model and --api-base ----------------------------------------------------
+
+
+def test_cli_build_with_a_model_and_api_base_writes_the_contract(
+    fake_server: FakeOpenAIServer,
+    llm_settings: MakeSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from briefing.cli import main
+
+    llm_settings()  # clears the developer's BRIEFING_* variables
+    monkeypatch.setenv("BRIEFING_API_KEY", TEST_API_KEY)
+    monkeypatch.setenv("BRIEFING_CALL_LOG", str(tmp_path / "cli-calls.db"))
+    fake_server.responder = _hallucinating_responder
+    out = tmp_path / "out.json"
+    args = ["build", *map(str, SEEDS), "--model", TEST_MODEL, "--api-base", fake_server.base_url]
+    result = CliRunner().invoke(main, [*args, "--format", "json", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    briefing = Briefing.model_validate_json(out.read_text("utf-8"))
+    assert briefing.engine == "llm"
+    assert briefing.model == TEST_MODEL
+    _assert_exact_citations(briefing)
+    assert fake_server.requests, "the CLI did not reach the server given by --api-base"
+    auth = {k.lower(): v for k, v in fake_server.requests[0].headers.items()}["authorization"]
+    assert auth == f"Bearer {TEST_API_KEY}"
+    assert TEST_API_KEY not in out.read_text("utf-8")
+    assert len(CallLog(tmp_path / "cli-calls.db").rows()) == len(fake_server.requests)
