@@ -32,6 +32,9 @@ Progress = Callable[[str, int, int], None]
 #: Tokens kept free for the chat format and tokenizer mismatch between models.
 _SAFETY_TOKENS = 256
 _MAX_CONDENSE_LEVELS = 6
+#: Tokens of the map template around the sentences: about 190 in o200k_base, with room
+#: for models whose tokenizers count more.
+_MAP_TEMPLATE_TOKENS = 600
 _QUOTE_CHARS = 60
 T = TypeVar("T")
 
@@ -151,7 +154,9 @@ class MapReduce:
 
     def _chunks(self, source: Source) -> list[Chunk]:
         window = self.client.context_tokens()
-        prompt_cost = int(self.map_prompt.model_parameters.get("max_tokens", 1024)) + 600
+        prompt_cost = (
+            int(self.map_prompt.model_parameters.get("max_tokens", 1024)) + _MAP_TEMPLATE_TOKENS
+        )
         size = min(self.settings.chunk_tokens, max(64, window - prompt_cost - _SAFETY_TOKENS))
         overlap = min(self.settings.chunk_overlap_tokens, size // 4)
         return chunk_sentences(
