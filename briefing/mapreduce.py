@@ -269,16 +269,28 @@ class MapReduce:
         return claims
 
     def _batches(self, claims: list[_Claim]) -> list[list[_Claim]]:
+        """Greedy batches that each fit the condense prompt.
+
+        Each claim's line is tokenised once and the template's own cost once, so batching
+        stays linear in the number of claims instead of re-rendering every trial batch.
+        """
+        prompt = self.condense_prompt
+        empty = prompt.render({"claims": [], "max_claims": len(claims)})
+        overhead = sum(count_tokens(m["content"], self.settings.encoding) + 4 for m in empty)
+        out = int(prompt.model_parameters.get("max_tokens", self.settings.reduce_output_tokens))
+        budget = self.client.context_tokens() - out - _SAFETY_TOKENS - overhead
         batches: list[list[_Claim]] = []
         current: list[_Claim] = []
-        for claim in claims:
-            trial = [*current, claim]
-            variables = {"claims": self._claim_rows(trial), "max_claims": max(1, len(trial) // 2)}
-            if current and not self._fits(self.condense_prompt, variables):
+        used = 0
+        for claim, row in zip(claims, self._claim_rows(claims), strict=True):
+            line = count_tokens(
+                f"[{row['id']}] ({row['source']}) {row['text']}\n", self.settings.encoding
+            )
+            if current and used + line > budget:
                 batches.append(current)
-                current = [claim]
-            else:
-                current = trial
+                current, used = [], 0
+            current.append(claim)
+            used += line
         if current:
             batches.append(current)
         return batches
