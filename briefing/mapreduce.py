@@ -234,11 +234,15 @@ class MapReduce:
             "sources": [{"label": labels[s.id], "title": _data(s.title)} for s in sources],
         }
 
-    def _fits(self, prompt: PromptTemplate, variables: dict[str, object]) -> bool:
+    def _room(self, prompt: PromptTemplate, variables: dict[str, object]) -> int:
+        """Tokens left in the model's window after this prompt and its answer."""
         messages = prompt.render(variables)
         used = sum(count_tokens(m["content"], self.settings.encoding) + 4 for m in messages)
         out = int(prompt.model_parameters.get("max_tokens", self.settings.reduce_output_tokens))
-        return used + out + _SAFETY_TOKENS <= self.client.context_tokens()
+        return self.client.context_tokens() - used - out - _SAFETY_TOKENS
+
+    def _fits(self, prompt: PromptTemplate, variables: dict[str, object]) -> bool:
+        return self._room(prompt, variables) >= 0
 
     async def _condense_until_fits(
         self, claims: list[_Claim], sources: list[Source], labels: dict[str, str]
@@ -274,11 +278,7 @@ class MapReduce:
         Each claim's line is tokenised once and the template's own cost once, so batching
         stays linear in the number of claims instead of re-rendering every trial batch.
         """
-        prompt = self.condense_prompt
-        empty = prompt.render({"claims": [], "max_claims": len(claims)})
-        overhead = sum(count_tokens(m["content"], self.settings.encoding) + 4 for m in empty)
-        out = int(prompt.model_parameters.get("max_tokens", self.settings.reduce_output_tokens))
-        budget = self.client.context_tokens() - out - _SAFETY_TOKENS - overhead
+        budget = self._room(self.condense_prompt, {"claims": [], "max_claims": len(claims)})
         batches: list[list[_Claim]] = []
         current: list[_Claim] = []
         used = 0

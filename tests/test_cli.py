@@ -302,29 +302,25 @@ def test_version_option() -> None:
 def test_installed_script_builds_json(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "briefing"
     assert script.is_file(), f"console script not installed next to {sys.executable}"
-    result = subprocess.run(
-        [str(script), "build", *SEED_ARGS, "--format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=clean_env(),
-        cwd=tmp_path,
-        check=False,
-    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(script), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=clean_env(),
+            cwd=tmp_path,
+            check=False,
+        )
+
+    result = run("build", *SEED_ARGS, "--format", "json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["engine"] == "extractive"
     assert [s["text"] for s in data["sources"]] == [canonical_text(p) for p in SEEDS]
 
-    missing = subprocess.run(
-        [str(script), "build", "nowhere.txt"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=clean_env(),
-        cwd=tmp_path,
-        check=False,
-    )
+    missing = run("build", "nowhere.txt")
     assert missing.returncode == 2
     assert "nowhere.txt" in missing.stderr
 
