@@ -20,7 +20,7 @@ from briefing.citations import merge_citations, resolve_sentence_ids
 from briefing.config import Settings
 from briefing.errors import LLMError, ModelOutputError
 from briefing.llm import LLMClient
-from briefing.prompts import PromptLibrary, PromptRef, PromptTemplate
+from briefing.prompts import PromptLibrary, PromptRef, PromptTemplate, as_data
 from briefing.schema import Briefing, Citation, Claim, Disagreement
 from briefing.segment import segment
 from briefing.sources import Source
@@ -92,13 +92,6 @@ class _Claim:
     text: str
     citations: list[Citation]
     source_labels: list[str]
-
-
-def _data(text: str) -> str:
-    # Source text is data inside <source>/<claims> tags: angle brackets are swapped for
-    # look-alikes so no source can close the tag and speak as the prompt. Citations are
-    # resolved by id, so this never alters a quote.
-    return text.replace("<", "‹").replace(">", "›")
 
 
 async def _all(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
@@ -176,11 +169,12 @@ class MapReduce:
         async def one(source: Source, chunk: Chunk) -> list[tuple[str, list[Citation]]]:
             nonlocal done
             variables = {
-                "source_title": _data(source.title).replace('"', "'"),
+                "source_title": as_data(source.title).replace('"', "'"),
                 # Ids are numbered from S1 in every chunk: small models assume a list starts
                 # at 1, and code maps the local id back to the sentence either way.
                 "sentences": [
-                    {"id": f"S{n}", "text": _data(s.text)} for n, s in enumerate(chunk.sentences, 1)
+                    {"id": f"S{n}", "text": as_data(s.text)}
+                    for n, s in enumerate(chunk.sentences, 1)
                 ],
             }
             try:
@@ -223,7 +217,8 @@ class MapReduce:
 
     def _claim_rows(self, claims: list[_Claim]) -> list[dict[str, str]]:
         return [
-            {"id": c.id, "source": ",".join(c.source_labels), "text": _data(c.text)} for c in claims
+            {"id": c.id, "source": ",".join(c.source_labels), "text": as_data(c.text)}
+            for c in claims
         ]
 
     def _reduce_variables(
@@ -231,7 +226,7 @@ class MapReduce:
     ) -> dict[str, object]:
         return {
             "claims": self._claim_rows(claims),
-            "sources": [{"label": labels[s.id], "title": _data(s.title)} for s in sources],
+            "sources": [{"label": labels[s.id], "title": as_data(s.title)} for s in sources],
         }
 
     def _room(self, prompt: PromptTemplate, variables: dict[str, object]) -> int:

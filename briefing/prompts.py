@@ -99,6 +99,16 @@ def default_prompts_dir() -> Path:
     return bundled if bundled.is_dir() else here.parent / "prompts"
 
 
+def as_data(text: str) -> str:
+    """Text for a data section of a prompt: angle brackets become look-alikes.
+
+    Sources and claims sit inside <source>/<claims>/<evidence> tags; with the brackets
+    swapped no text can close its tag and speak as the prompt. Citations are resolved by
+    id, never from this text, so a quote is never altered.
+    """
+    return text.replace("<", "‹").replace(">", "›")
+
+
 def parse_ref(ref: str) -> tuple[str, int | None]:
     """Split NAME@VERSION (or NAME for the latest version)."""
     match = _REF.match(ref.strip())

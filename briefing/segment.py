@@ -36,11 +36,7 @@ def _segmenter() -> pysbd.Segmenter:
 
 def segment(source: Source) -> list[Sentence]:
     """Split a source into sentences; ids are S1, S2, ... in reading order."""
-    spans: list[tuple[int, int]] = []
-    # Lines are segmented one at a time: a line break ends a sentence in these texts
-    # (headlines carry no full stop), and pysbd is faster on short inputs.
-    for para in _PARAGRAPH.finditer(source.text):
-        spans.extend(_sentence_spans(para.group(), para.start()))
+    spans = sentence_spans(source.text)
     return [
         Sentence(
             id=f"S{i}",
@@ -52,6 +48,16 @@ def segment(source: Source) -> list[Sentence]:
         )
         for i, (start, end) in enumerate(spans, start=1)
     ]
+
+
+def sentence_spans(text: str, offset: int = 0) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of `text`, shifted by `offset`; stripped of whitespace."""
+    spans: list[tuple[int, int]] = []
+    # Lines are segmented one at a time: a line break ends a sentence in these texts
+    # (headlines carry no full stop), and pysbd is faster on short inputs.
+    for para in _PARAGRAPH.finditer(text):
+        spans.extend(_sentence_spans(para.group(), offset + para.start()))
+    return spans
 
 
 def _sentence_spans(paragraph: str, offset: int) -> list[tuple[int, int]]:
