@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,6 +64,33 @@ class Settings(BaseSettings):
         default=None, description="SQLite file of model calls; <data dir>/calls.db when unset."
     )
     log_calls: bool = True
+
+    check_method: Literal["offline", "judge", "auto"] = Field(
+        default="auto",
+        description="Faithfulness method: 'offline' (no model), 'judge' (an LLM), or 'auto' "
+        "(offline, combined with the judge when check_model is set).",
+    )
+    check_model: str | None = Field(
+        default=None,
+        description="litellm model string of the LLM judge; no judge runs when unset.",
+    )
+    judge_prompt: str = Field(default="judge-claim@1", description="Judge prompt NAME@VERSION.")
+    check_calibration: Path | None = Field(
+        default=None,
+        description="JSON table of judge weights and thresholds for 'auto'; the bundled "
+        "briefing/check_calibration.json when unset.",
+    )
+    judge_document_chars: int = Field(
+        default=12_000,
+        ge=500,
+        description="Documents up to this size go to the judge whole; longer ones as the "
+        "passages around the best-matching sentences.",
+    )
+    on_unsupported: Literal["flag", "drop"] = Field(
+        default="flag",
+        description="What happens to claims the checker judges unsupported or contradicted: "
+        "'flag' keeps them, marked; 'drop' removes them and lists them in the warnings.",
+    )
 
     key_points: int = Field(default=8, ge=1, le=50, description="Extractive key points.")
     summary_sentences: int = Field(default=3, ge=1, le=10)

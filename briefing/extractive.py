@@ -2,7 +2,8 @@
 
 Sentences are ranked by centrality (LexRank: PageRank over TF-IDF cosine similarity) and
 picked with maximal marginal relevance so the briefing does not repeat itself. Because each
-claim is the exact text of the span it cites, it is supported by construction.
+claim is the exact text of the span it cites, it is supported by construction (the
+faithfulness check still scores it, like every claim).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ _QUOTE_OPENERS = "\"“‘'«"
 
 NOTICE = (
     "Extractive briefing: every point is a sentence quoted verbatim from the sources, "
-    "ranked by centrality; no language model wrote or checked this text."
+    "ranked by centrality; no language model wrote this text."
 )
 
 
@@ -67,8 +68,6 @@ def build_extractive(sources: list[Source], settings: Settings) -> Briefing:
             id=f"c{next(counter)}",
             text=c.sentence.text,
             citations=[citation_for(c.sentence, c.source)],
-            verdict="supported",
-            score=1.0,
         )
 
     position = {s.id: n for n, s in enumerate(sources)}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from briefing.calllog import CallLog
+from briefing.check import Checker, check_briefing
 from briefing.citations import citation_problems
 from briefing.config import Settings
 from briefing.errors import BriefingError, SourceError
@@ -36,6 +37,15 @@ async def build_briefing(
     """A briefing of `sources` with the engine the settings name."""
     if not sources:
         raise SourceError("no sources to brief")
+    if (
+        call_log is None
+        and settings.log_calls
+        and not (settings.is_extractive and settings.check_model is None)
+    ):
+        call_log = CallLog(settings.call_log_path)
+    # Made first, so a misconfigured checker fails before any model is called.
+    checker = Checker(settings, call_log=call_log)
+    checker.check_credentials()
     if settings.is_extractive:
         from briefing.extractive import build_extractive
 
@@ -44,8 +54,6 @@ async def build_briefing(
         from briefing.llm import LLMClient
         from briefing.prompts import PromptLibrary
 
-        if call_log is None and settings.log_calls:
-            call_log = CallLog(settings.call_log_path)
         client = LLMClient(settings, call_log)
         client.check_credentials()
         engine = MapReduce(settings, client, PromptLibrary(settings.prompts_dir), progress)
@@ -57,6 +65,11 @@ async def build_briefing(
         raise BriefingError(
             "internal error: citations do not match their sources: " + "; ".join(problems[:5])
         )
+    if progress is not None:
+        progress("check", 0, len(briefing.claims()))
+    briefing = await check_briefing(briefing, checker, settings.on_unsupported)
+    if progress is not None:
+        progress("check", len(briefing.claims()), len(briefing.claims()))
     return briefing
 
 

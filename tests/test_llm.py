@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from briefing import lexical
 from briefing.calllog import CallLog
 from briefing.config import Settings
 from briefing.errors import ModelOutputError, ProviderError
@@ -502,8 +503,11 @@ async def test_build_briefing_keeps_only_citations_of_ids_the_model_was_shown(
     for claim in briefing.claims():
         [citation] = claim.citations  # C1/C2 each rest on one S1; S99 and C404 add none
         assert citation.quote in first_sentences
-        assert claim.verdict == "unverified"
-        assert claim.score is None
+        # "Summary point" and the like say nothing their citation says: the checker must
+        # not pass them.
+        assert claim.verdict in ("unsupported", "contradicted")
+        assert claim.score is not None
+        assert claim.score < lexical.THRESHOLD
 
     texts = [c.text for c in briefing.claims()]
     assert "Phantom point" not in texts
@@ -617,7 +621,11 @@ async def test_claims_too_large_for_the_window_are_condensed_before_the_reduce(
     assert len(briefing.key_points) == len(reduce_claims)
     assert [p.name for p in briefing.prompts] == ["extract-claims", "condense-claims", "briefing"]
     assert briefing.usage.calls == len(fake_server.requests)
-    assert not briefing.warnings
+    # The fake's "Merged ..." texts say nothing their citations say; that is the only warning.
+    assert briefing.warnings == [
+        f"{len(briefing.claims())} claim(s) marked unsupported or contradicted by the checker "
+        f"({lexical.METHOD_NAME})"
+    ]
 
 
 # --- the CLI with --model and --api-base ----------------------------------------------------

@@ -20,7 +20,7 @@ from briefing.prompts import (
 )
 
 PROMPTS = default_prompts_dir()
-EXPECTED_NAMES = {"briefing", "condense-claims", "extract-claims"}
+EXPECTED_NAMES = {"briefing", "condense-claims", "extract-claims", "judge-claim"}
 
 #: A value for every input variable a bundled template declares.
 SAMPLE_VALUES: dict[str, Any] = {
@@ -35,6 +35,7 @@ SAMPLE_VALUES: dict[str, Any] = {
     ],
     "sources": [{"label": "A", "title": "Council report"}, {"label": "B", "title": "Wire"}],
     "max_claims": 5,
+    "claim": "The council approved the budget.",
 }
 
 
