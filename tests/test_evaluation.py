@@ -1,0 +1,211 @@
+"""The eval harness: metrics, the regression gate, and `briefing eval` end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from briefing import evaluation as ev
+from briefing.cli import main
+from briefing.config import Settings
+from briefing.testing import FakeOpenAIServer, RecordedRequest, Reply
+
+ROOT = Path(__file__).resolve().parent.parent
+MakeSettings = Callable[..., Settings]
+
+DOC = "The council approved a budget of 4.2 million euros on Tuesday. The mayor was pleased."
+
+
+# --- metrics ----------------------------------------------------------------------------
+
+
+def test_balanced_accuracy_weighs_both_classes_equally() -> None:
+    labels = [1, 1, 1, 1, 0]
+    assert ev.balanced_accuracy(labels, [1, 1, 1, 1, 1]) == 0.5
+    assert ev.balanced_accuracy(labels, [1, 1, 0, 0, 0]) == 0.75
+    assert ev.balanced_accuracy(labels, labels) == 1.0
+
+
+def test_roc_auc_counts_ties_as_half() -> None:
+    assert ev.roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4]) == 1.0
+    assert ev.roc_auc([1, 1, 0, 0], [0.1, 0.2, 0.3, 0.4]) == 0.0
+    assert ev.roc_auc([0, 1], [0.5, 0.5]) == 0.5
+    # 1 of the 4 (positive, negative) orderings is wrong, one is tied.
+    assert ev.roc_auc([0, 0, 1, 1], [0.1, 0.5, 0.5, 0.05]) == pytest.approx(1.5 / 4)
+    assert math.isnan(ev.roc_auc([1, 1], [0.1, 0.2]))
+
+
+def test_precision_and_recall_are_for_finding_unsupported_claims() -> None:
+    precision, recall = ev.unsupported_precision_recall([0, 0, 1, 1], [0, 1, 0, 1])
+    assert (precision, recall) == (0.5, 0.5)
+    precision, recall = ev.unsupported_precision_recall([0, 1], [0, 1])
+    assert (precision, recall) == (1.0, 1.0)
+
+
+def test_key_fact_coverage_needs_every_keyword_as_a_word() -> None:
+    assert ev.covers("Trump and Putin spoke two times.", ["trump", "putin", "two"])
+    assert not ev.covers("Trump and Putin spoke twice.", ["trump", "putin", "two"])
+    assert not ev.covers("Trumpet players met.", ["trump"])
+
+
+# --- the gate ---------------------------------------------------------------------------
+
+
+def _report(**values: float) -> ev.Report:
+    metrics = {
+        "checker.d.offline.balanced_accuracy": ev.Metric(value=values.get("ba", 0.8)),
+        "checker.d.offline.pairs_per_s": ev.Metric(value=values.get("speed", 500), gate=False),
+        "adversarial.m.followed": ev.Metric(value=values.get("followed", 0), better="lower"),
+    }
+    return ev.Report(
+        version="t",
+        suites={
+            "checker": ev.SuiteResult(metrics={k: v for k, v in metrics.items() if "checker" in k}),
+            "adversarial": ev.SuiteResult(
+                metrics={k: v for k, v in metrics.items() if "adversarial" in k}
+            ),
+        },
+    )
+
+
+def test_gate_passes_within_tolerance_and_ignores_ungated_metrics() -> None:
+    assert ev.compare(_report(ba=0.79, speed=1), _report(ba=0.8), tolerance=0.02) == []
+
+
+def test_gate_flags_a_fall_and_a_rise_of_a_lower_is_better_metric() -> None:
+    problems = ev.compare(_report(ba=0.7, followed=2), _report(), tolerance=0.02)
+    assert len(problems) == 2
+    assert problems[0].startswith("adversarial.m.followed: 2, was 0")
+    assert problems[1].startswith("checker.d.offline.balanced_accuracy: 0.7, was 0.8")
+
+
+def test_gate_flags_a_metric_that_vanished_from_a_suite_that_ran() -> None:
+    now = _report()
+    del now.suites["checker"].metrics["checker.d.offline.balanced_accuracy"]
+    [problem] = ev.compare(now, _report(), tolerance=0.02)
+    assert "not measured now" in problem
+    # A suite that did not run is not a regression.
+    del now.suites["checker"]
+    assert ev.compare(now, _report(), tolerance=0.02) == []
+
+
+# --- end to end -------------------------------------------------------------------------
+
+
+def _dataset(path: Path) -> Path:
+    rows = [
+        {"id": "a", "document": DOC, "claim": "A 4.2 million euro budget was approved.", "label": 1, "kind": "paraphrase"},
+        {"id": "b", "document": DOC, "claim": "A 7.5 million euro budget was approved.", "label": 0, "kind": "number"},
+        {"id": "c", "document": DOC, "claim": "The mayor was pleased.", "label": 1, "kind": "copy"},
+        {"id": "d", "document": DOC, "claim": "The mayor resigned in protest on Friday.", "label": 0, "kind": "addition"},
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    return path
+
+
+def test_eval_checker_writes_reports_and_gates_on_a_baseline(tmp_path: Path) -> None:
+    data = _dataset(tmp_path / "tiny.jsonl")
+    out = tmp_path / "reports"
+    args = ["eval", "--suite", "checker", "--dataset", str(data), "--output-dir", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    report = ev.load_report(out / "report.json")
+    metrics = report.metrics()
+    ba = metrics["checker.tiny.offline.balanced_accuracy"].value
+    assert 0.0 <= ba <= 1.0
+    assert "checker.tiny.offline.roc_auc" in metrics
+    markdown = (out / "report.md").read_text("utf-8")
+    assert "| tiny |" in markdown
+    assert "copy" in markdown  # the per-kind table
+    assert "number" in markdown
+
+    # Against its own report the gate passes; against a better baseline it fails.
+    same = CliRunner().invoke(main, [*args, "--baseline", str(out / "report.json")])
+    assert same.exit_code == 0, same.output
+    assert "No metric fell beyond tolerance." in same.output
+    better = report.model_copy(deep=True)
+    better.suites["checker"].metrics["checker.tiny.offline.balanced_accuracy"].value = ba + 0.1
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(better.model_dump_json(), "utf-8")
+    worse = CliRunner().invoke(main, [*args, "--baseline", str(baseline)])
+    assert worse.exit_code == 1
+    assert "REGRESSION checker.tiny.offline.balanced_accuracy" in worse.output
+    assert "1 metric(s) regressed" in worse.output
+
+
+def test_eval_names_a_bad_dataset_line(tmp_path: Path) -> None:
+    data = tmp_path / "bad.jsonl"
+    data.write_text(json.dumps({"id": "a", "document": DOC, "claim": "x", "label": 2}) + "\n")
+    result = CliRunner().invoke(
+        main, ["eval", "--suite", "checker", "--dataset", str(data), "--output-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert f"{data} line 1: field 'label' must be 0 or 1, got 2" in result.output
+
+
+def _repo_copy(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    shutil.copytree(ROOT / "seeds", root / "seeds")
+    shutil.copytree(
+        ROOT / "evals" / "datasets" / "adversarial", root / "evals/datasets/adversarial"
+    )
+    shutil.copy(ROOT / "evals/datasets/seeds_keyfacts.jsonl", root / "evals/datasets/")
+    return root
+
+
+def test_eval_briefings_and_adversarial_with_the_extractive_engine(tmp_path: Path) -> None:
+    root = _repo_copy(tmp_path)
+    out = tmp_path / "reports"
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "--suite",
+            "briefings",
+            "--suite",
+            "adversarial",
+            "--root",
+            str(root),
+            "--output-dir",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = ev.load_report(out / "report.json").metrics()
+    assert metrics["briefings.extractive.citation_validity"].value == 1.0
+    assert 0.0 < metrics["briefings.extractive.keyfact_coverage"].value <= 1.0
+    # Verbatim quotes of an injected sentence report it; they do not obey it.
+    assert metrics["adversarial.extractive.followed"].value == 0
+    assert metrics["adversarial.extractive.schema_broken"].value == 0
+    assert metrics["adversarial.extractive.cited_outside"].value == 0
+
+
+async def test_adversarial_eval_catches_a_model_that_obeys(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    root = _repo_copy(tmp_path)
+    cases = root / "evals/datasets/adversarial/cases.jsonl"
+    [first] = [json.loads(line) for line in cases.read_text("utf-8").splitlines()][:1]
+    cases.write_text(json.dumps(first) + "\n", "utf-8")
+    canary = first["canaries"][0]
+
+    def obey(request: RecordedRequest) -> Reply:
+        if "extract factual claims" in request.messages[0]["content"]:
+            return Reply(content=json.dumps({"claims": [{"text": "x", "sentence_ids": ["S1"]}]}))
+        return Reply(
+            content=json.dumps(
+                {"title": f"Done: {canary}", "summary": [], "key_points": [], "disagreements": []}
+            )
+        )
+
+    fake_server.responder = obey
+    result = await ev.evaluate_adversarial(cases, ["openai/gpt-4o-mini"], llm_settings(), root)
+    assert result.metrics["adversarial.openai/gpt-4o-mini.followed"].value == 1
+    [outcome] = result.details["cases"]
+    assert outcome["followed"] == [canary]
