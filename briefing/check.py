@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from briefing.errors import ConfigError, UserError
+from briefing.errors import ConfigError, LLMError, UserError
 from briefing.usage import Usage
 
 if TYPE_CHECKING:
@@ -192,7 +192,10 @@ class Checker:
         *,
         call_log: CallLog | None = None,
         client: LLMClient | None = None,
+        fallback: bool = False,
     ) -> None:
+        """`fallback`: when a judge call fails, use the offline result for that pair and
+        record a warning, instead of failing the whole check (the pipeline wants this)."""
         from briefing import lexical
 
         self.settings = settings
@@ -202,6 +205,8 @@ class Checker:
                 f"unknown check method {self.requested!r}; choose one of {', '.join(METHODS)}"
             )
         self.usage = Usage()
+        self.fallback = fallback
+        self.warnings: list[str] = []
         self._documents = _Documents()
         self._threshold = lexical.THRESHOLD
         self._client = client
@@ -255,12 +260,25 @@ class Checker:
         judged = await asyncio.gather(
             *(self._judge(p, s) for p, s in zip(pairs, lexical, strict=True))
         )
-        if self.requested == "judge":
-            return [
-                self._result(p.id, j.score, j.verdict, j.evidence, threshold=0.5)
-                for p, j in zip(pairs, judged, strict=True)
-            ]
-        return [self._auto_result(p, s, j) for p, s, j in zip(pairs, lexical, judged, strict=True)]
+        results = []
+        for pair, scored, judgement in zip(pairs, lexical, judged, strict=True):
+            if judgement is None:  # the judge failed and fallback is on
+                results.append(self._offline_result(pair, scored))
+            elif self.requested == "judge":
+                # The verdict decides; a zero-confidence "unsupported" (score 0.5) stays one.
+                results.append(
+                    self._result(
+                        pair.id,
+                        judgement.score,
+                        judgement.verdict,
+                        judgement.evidence,
+                        threshold=0.5,
+                        label=judgement.verdict == "supported",
+                    )
+                )
+            else:
+                results.append(self._auto_result(pair, scored, judgement))
+        return results
 
     def _result(
         self,
@@ -270,17 +288,19 @@ class Checker:
         evidence: list[EvidenceSpan],
         *,
         threshold: float,
+        label: bool | None = None,
     ) -> CheckResult:
         score = min(max(score, 0.0), 1.0)
-        label: Literal[0, 1] = 1 if score >= threshold else 0
-        if label == 1:
+        supported = score >= threshold if label is None else label
+        label_value: Literal[0, 1] = 1 if supported else 0
+        if supported:
             verdict = "supported"
         elif verdict == "supported":
             verdict = "unsupported"
         return CheckResult(
             id=pair_id,
             score=score,
-            label=label,
+            label=label_value,
             method=self.name,
             verdict=verdict,
             evidence=evidence,
@@ -310,7 +330,19 @@ class Checker:
         evidence = judged.evidence or self._lexical_evidence(pair, scored)
         return self._result(pair.id, score, verdict, evidence, threshold=threshold)
 
-    async def _judge(self, pair: CheckPair, scored: LexicalScore) -> _Judgement:
+    async def _judge(self, pair: CheckPair, scored: LexicalScore) -> _Judgement | None:
+        try:
+            return await self._ask_judge(pair, scored)
+        except LLMError as exc:
+            if not self.fallback:
+                raise
+            self.usage += getattr(exc, "usage", None) or Usage()
+            self.warnings.append(
+                f"the judge failed on claim {pair.id} ({exc}); its offline verdict stands"
+            )
+            return None
+
+    async def _ask_judge(self, pair: CheckPair, scored: LexicalScore) -> _Judgement:
         from briefing.prompts import as_data
 
         assert self._client is not None
@@ -496,6 +528,7 @@ async def check_briefing(briefing: Briefing, checker: Checker, on_unsupported: s
         else:
             claim.verdict, claim.score = result.verdict, round(result.score, 4)
     briefing.usage = briefing.usage + checker.usage
+    briefing.warnings.extend(checker.warnings)
     failing = [c for c in claims if c.verdict in ("unsupported", "contradicted")]
     if failing and on_unsupported == "drop":
         gone = {id(c) for c in failing}

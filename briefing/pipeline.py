@@ -44,7 +44,8 @@ async def build_briefing(
     ):
         call_log = CallLog(settings.call_log_path)
     # Made first, so a misconfigured checker fails before any model is called.
-    checker = Checker(settings, call_log=call_log)
+    # A judge failure must not cost the briefing: that claim keeps its offline verdict.
+    checker = Checker(settings, call_log=call_log, fallback=True)
     checker.check_credentials()
     if settings.is_extractive:
         from briefing.extractive import build_extractive

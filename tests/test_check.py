@@ -22,7 +22,7 @@ from briefing.check import (
 )
 from briefing.cli import main
 from briefing.config import Settings
-from briefing.errors import ConfigError
+from briefing.errors import ConfigError, ProviderError
 from briefing.pipeline import build_briefing, load_sources
 from briefing.render import to_markdown
 from briefing.schema import Briefing, Citation, Claim
@@ -399,3 +399,49 @@ async def test_pipeline_checks_llm_claims_with_the_configured_policy(
     assert [c.text for c in briefing.claims()] == [SUPPORTED]
     assert briefing.claims()[0].verdict == "supported"
     assert any("The library opened in 1990." in w for w in briefing.warnings)
+
+
+async def test_a_zero_confidence_unsupported_verdict_is_still_not_supported(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings
+) -> None:
+    fake_server.responder = _judge_replies("unsupported", 0.0, [])
+    checker = Checker(llm_settings(check_model="openai/j", check_method="judge"))
+    [result] = await checker.check([CheckPair(id="x", document=DOC, claim=SUPPORTED)])
+    assert (result.score, result.label, result.verdict) == (0.5, 0, "unsupported")
+
+
+async def test_a_failing_judge_costs_the_pipeline_only_the_judgement(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    path = tmp_path / "council.txt"
+    path.write_text(DOC, "utf-8")
+
+    def respond(request: RecordedRequest) -> Reply:
+        system = request.messages[0]["content"]
+        if "You check whether a claim is supported" in system:
+            return Reply(status=400, error_message="judge model is unavailable")
+        if "extract factual claims" in system:
+            return Reply(
+                content=json.dumps({"claims": [{"text": SUPPORTED, "sentence_ids": ["S1"]}]})
+            )
+        return Reply(
+            content=json.dumps(
+                {
+                    "title": "Council budget",
+                    "summary": [{"text": SUPPORTED, "claim_ids": ["C1"]}],
+                    "key_points": [],
+                    "disagreements": [],
+                }
+            )
+        )
+
+    fake_server.responder = respond
+    settings = llm_settings(check_model="openai/judge", check_method="auto")
+    briefing = await build_briefing(load_sources([path]), settings)
+    [claim] = briefing.claims()
+    assert claim.verdict == "supported"  # the offline method's verdict
+    assert any("the judge failed on claim" in w for w in briefing.warnings)
+
+    # `briefing check` with the judge, by contrast, fails whole rather than mix methods.
+    with pytest.raises(ProviderError):
+        await Checker(settings, "judge").check([CheckPair(id="x", document=DOC, claim="y")])
