@@ -58,7 +58,11 @@ def weights_path(model: LocalModel) -> str:
 
 
 class _Cancelled(Exception):
-    pass
+    """The caller gave up (its task was cancelled): stop generating."""
+
+
+class _TimedOut(Exception):
+    """Generation ran past the request's timeout."""
 
 
 class _Runner:
@@ -77,22 +81,17 @@ class _Runner:
         )
 
     def complete(
-        self, messages: list[dict[str, Any]], params: dict[str, Any], cancel: threading.Event
+        self,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        cancel: threading.Event,
+        timeout: float | None,
     ) -> dict[str, Any]:
-        from llama_cpp import LogitsProcessorList
         from llama_cpp.llama_grammar import LlamaGrammar
-
-        def stop_if_cancelled(input_ids: Any, scores: Any) -> Any:
-            # llama.cpp cannot be interrupted from outside; a timed-out call stops here
-            # at the next token instead of holding the model until it finishes.
-            if cancel.is_set():
-                raise _Cancelled
-            return scores
 
         kwargs: dict[str, Any] = {
             "temperature": float(params.get("temperature", 0.0)),
             "max_tokens": params.get("max_tokens"),
-            "logits_processor": LogitsProcessorList([stop_if_cancelled]),
         }
         if params.get("seed") is not None:
             kwargs["seed"] = int(params["seed"])
@@ -102,8 +101,45 @@ class _Runner:
         elif params.get("response_format"):
             kwargs["response_format"] = {"type": "json_object"}
         with self.lock:
-            result = self.llama.create_chat_completion(messages=messages, **kwargs)  # type: ignore[arg-type]
-        return dict(result)  # type: ignore[arg-type]
+            # The timeout runs from here: waiting for the model behind other calls is not
+            # the model being slow, and counting it timed out queued calls in cascades.
+            deadline = time.monotonic() + timeout if timeout else None
+            if cancel.is_set():
+                raise _Cancelled
+            # Streamed, because between tokens is the only place llama.cpp can be stopped
+            # (an exception in a logits processor is swallowed by its C callback).
+            stream: Any = self.llama.create_chat_completion(
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+                **kwargs,
+            )
+            pieces: list[str] = []
+            finish_reason = "stop"
+            try:
+                for chunk in stream:
+                    if cancel.is_set():
+                        raise _Cancelled
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise _TimedOut
+                    choice: dict[str, Any] = dict(chunk["choices"][0])
+                    piece = dict(choice.get("delta") or {}).get("content")
+                    if piece:
+                        pieces.append(str(piece))
+                    finish_reason = str(choice.get("finish_reason") or finish_reason)
+            finally:
+                stream.close()
+            # A streamed chunk is one token; the context holds the prompt and all but the
+            # last generated token, so the prompt's size follows (to within a token).
+            completion_tokens = len(pieces)
+            prompt_tokens = max(0, self.llama.n_tokens - max(0, completion_tokens - 1))
+        return {
+            "choices": [{"message": {"content": "".join(pieces)}, "finish_reason": finish_reason}],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
 
 
 def _schema_of(response_format: Any) -> dict[str, Any] | None:
@@ -143,23 +179,23 @@ def register(litellm: Any) -> None:
                 )
             params = dict(kwargs.get("optional_params") or {})
             timeout = kwargs.get("timeout")
+            limit = float(timeout) if isinstance(timeout, int | float) and timeout > 0 else None
             cancel = threading.Event()
             started = time.time()
-            loop_call = asyncio.to_thread(
-                lambda: _runner(model).complete(kwargs["messages"], params, cancel)
-            )
             try:
-                if isinstance(timeout, int | float) and timeout > 0:
-                    result = await asyncio.wait_for(loop_call, timeout)
-                else:
-                    result = await loop_call
-            except TimeoutError:
-                cancel.set()
+                # Loading the weights happens in the thread too, off the event loop.
+                result = await asyncio.to_thread(
+                    lambda: _runner(model).complete(kwargs["messages"], params, cancel, limit)
+                )
+            except _TimedOut:
                 raise litellm.Timeout(
                     message=f"local/{model} gave no answer within {timeout} s",
                     model=model,
                     llm_provider=PROVIDER,
                 ) from None
+            except asyncio.CancelledError:
+                cancel.set()  # the thread stops at its next token
+                raise
             response = kwargs["model_response"]
             choice = result["choices"][0]
             response.id = result.get("id") or f"local-{uuid.uuid4().hex}"

@@ -14,6 +14,7 @@ import pytest
 
 from briefing.calllog import CallLog
 from briefing.config import Settings
+from briefing.errors import ProviderError
 from briefing.llm import LLMClient
 from briefing.mapreduce import MapOutput
 from briefing.pipeline import build_briefing, load_sources
@@ -84,3 +85,22 @@ async def test_briefing_of_a_seed_has_exact_citations(tmp_path: Path) -> None:
         # Every claim is checked against its citations, whatever the model wrote.
         assert claim.verdict in ("supported", "unsupported", "contradicted")
         assert claim.score is not None
+
+
+async def test_a_timeout_stops_generation_and_is_a_timeout_error(tmp_path: Path) -> None:
+    settings = Settings(
+        model="local/smollm2", call_log=tmp_path / "calls.db", max_attempts=1, timeout_s=0.01
+    )
+    client = LLMClient(settings, CallLog(settings.call_log_path))
+    prompt = PromptLibrary().get("extract-claims@1")
+    variables = {
+        "source_title": "Weather",
+        "sentences": [{"id": "S1", "text": "Heavy rain closed the coastal road on Monday."}],
+    }
+    with pytest.raises(ProviderError) as caught:
+        await client.structured(prompt, variables, MapOutput)
+    assert caught.value.kind == "timeout"
+    # The model is free again at once: a normal call after it succeeds.
+    patient = LLMClient(settings.model_copy(update={"timeout_s": 900}))
+    result = await patient.structured(prompt, variables, MapOutput)
+    assert isinstance(result.value, MapOutput)
