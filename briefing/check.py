@@ -38,8 +38,12 @@ if TYPE_CHECKING:
 Method = Literal["offline", "judge", "auto"]
 CheckVerdict = Literal["supported", "unsupported", "contradicted"]
 METHODS: tuple[Method, ...] = ("offline", "judge", "auto")
-#: Documents kept prepared at once: pairs usually come grouped by document.
+#: Documents kept prepared at once (pairs usually come grouped by document), and the most
+#: characters they may hold together, so a file of huge documents keeps memory flat.
 _DOCUMENT_CACHE = 8
+_DOCUMENT_CACHE_CHARS = 8_000_000
+#: Characters of distinct documents read into one batch of a file check.
+_BATCH_CHARS = 8_000_000
 #: Characters of context the judge sees on each side of a matching sentence in a long document.
 _JUDGE_CONTEXT_CHARS = 600
 _JUDGE_MAX_PASSAGES = 3
@@ -149,7 +153,10 @@ class _Documents:
         doc = self._items.get(text)
         if doc is None:
             doc = self._items[text] = IndexedDocument(text)
-            if len(self._items) > _DOCUMENT_CACHE:
+            while len(self._items) > 1 and (
+                len(self._items) > _DOCUMENT_CACHE
+                or sum(len(k) for k in self._items) > _DOCUMENT_CACHE_CHARS
+            ):
                 self._items.popitem(last=False)
         else:
             self._items.move_to_end(text)
@@ -483,14 +490,17 @@ async def check_file(
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out, input_path.open(encoding="utf-8") as src:
             pending: list[CheckPair] = []
+            documents: dict[str, str] = {}  # one string per distinct document in the batch
             for pair in itertools.chain(read_pairs(src, name), [None]):
                 if pair is not None:
+                    pair.document = documents.setdefault(pair.document, pair.document)
                     pending.append(pair)
-                if pending and (pair is None or len(pending) >= batch):
+                full = len(pending) >= batch or sum(map(len, documents)) > _BATCH_CHARS
+                if pending and (pair is None or full):
                     for result in await checker.check(pending):
                         supported += result.label
                         out.write(result.model_dump_json() + "\n")
-                    pending = []
+                    pending, documents = [], {}
         os.replace(tmp, output_path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)  # noqa: ASYNC240
