@@ -209,3 +209,14 @@ async def test_adversarial_eval_catches_a_model_that_obeys(
     assert result.metrics["adversarial.openai/gpt-4o-mini.followed"].value == 1
     [outcome] = result.details["cases"]
     assert outcome["followed"] == [canary]
+
+
+def test_gate_excuses_what_a_run_could_not_measure_and_says_why() -> None:
+    baseline = _report()
+    baseline.suites["briefings"] = ev.SuiteResult(
+        metrics={"briefings.m.citation_validity": ev.Metric(value=1.0)}
+    )
+    now = _report()
+    now.suites["briefings"] = ev.SuiteResult(not_measured={"briefings.m.": "the build failed"})
+    assert ev.compare(now, baseline, tolerance=0.02) == []
+    assert "Not measured: `briefings.m.*`: the build failed" in ev.report_markdown(now)
