@@ -231,7 +231,11 @@ class Checker:
 
             self._prompt = PromptLibrary(settings.prompts_dir).get(settings.judge_prompt)
             if self._client is None:
+                from briefing.calllog import CallLog
                 from briefing.llm import LLMClient
+
+                if call_log is None and settings.log_calls:  # every model call is logged
+                    call_log = CallLog(settings.call_log_path)
 
                 judge_settings = settings.model_copy(update={"model": self._judge_model})
                 self._client = LLMClient(judge_settings, call_log)

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from briefing import lexical
+from briefing.calllog import CallLog
 from briefing.check import (
     Checker,
     CheckInputError,
@@ -224,6 +225,10 @@ async def test_judge_scores_from_its_verdict_and_cites_evidence(
     [span] = result.evidence
     assert DOC[span.start : span.end] == span.text == shown["E1"]
     assert checker.usage.calls == 1
+    # Judge calls are logged like every model call, with the prompt that made them.
+    [row] = CallLog(settings.call_log_path).rows()
+    assert row["model"] == "openai/judge-model"
+    assert row["prompt"] == "judge-claim@1"
 
 
 async def test_judge_sees_injected_tags_as_data(
