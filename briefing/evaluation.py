@@ -187,7 +187,7 @@ async def evaluate_checker(
             )
             rows.append(
                 f"| {name} | {checker.name} | {len(cases)} | {ba:.3f} | {auc:.3f} | "
-                f"{precision:.3f} | {recall:.3f} | {len(cases) / max(elapsed, 1e-9):.0f} |"
+                f"{precision:.3f} | {recall:.3f} | {len(cases) / max(elapsed, 1e-9):.3g} |"
             )
             by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
             for case, outcome in zip(cases, outcomes, strict=True):
