@@ -8,6 +8,7 @@ becomes a llama.cpp grammar, so the model can only emit schema-shaped JSON.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import json
 import os
@@ -159,8 +160,19 @@ _runners_lock = threading.Lock()
 def _runner(name: str) -> _Runner:
     with _runners_lock:
         if name not in _runners:
+            if not _runners:
+                atexit.register(_close_runners)
             _runners[name] = _Runner(MODELS[name])
         return _runners[name]
+
+
+def _close_runners() -> None:
+    # Freed while the interpreter still works: left to __del__ at shutdown, llama.cpp's
+    # cleanup runs after its module globals are gone and prints a TypeError traceback.
+    with _runners_lock:
+        for runner in _runners.values():
+            runner.llama.close()
+        _runners.clear()
 
 
 def register(litellm: Any) -> None:
