@@ -17,7 +17,7 @@ import json
 import os
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -473,6 +473,7 @@ async def check_file(
     *,
     batch: int = 64,
     name: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> CheckSummary:
     """Check every pair of a JSONL file and write the results JSONL.
 
@@ -490,7 +491,7 @@ async def check_file(
         raise CheckInputError(f"{name}: no pairs (the file is empty)")
     output_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{output_path.name}.", dir=output_path.parent)
-    supported = 0
+    supported = done = 0
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out, input_path.open(encoding="utf-8") as src:
             pending: list[CheckPair] = []
@@ -503,8 +504,11 @@ async def check_file(
                 if pending and (pair is None or full):
                     for result in await checker.check(pending):
                         supported += result.label
+                        done += 1
                         out.write(result.model_dump_json() + "\n")
                     pending, documents = [], {}
+                    if progress is not None:
+                        progress("check", done, total)
         os.replace(tmp, output_path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)  # noqa: ASYNC240

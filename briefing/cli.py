@@ -207,9 +207,16 @@ def check(
             target = Path(scratch) / "out.jsonl" if output_path == "-" else Path(output_path)
             checker = Checker(settings)
             checker.check_credentials()
-            summary = asyncio.run(
-                check_file(checker, source, target, name="<stdin>" if input_path == "-" else None)
-            )
+            with _progress(not quiet and sys.stderr.isatty()) as progress:
+                summary = asyncio.run(
+                    check_file(
+                        checker,
+                        source,
+                        target,
+                        name="<stdin>" if input_path == "-" else None,
+                        progress=progress,
+                    )
+                )
         except BriefingError as exc:
             _fail(exc)
             return
@@ -399,3 +406,60 @@ def prompts_show(ref: str, prompts_dir: Path | None) -> None:
         return
     click.echo(f"# {template.label}  sha256:{template.sha256}  ({template.path})")
     click.echo(Path(template.path).read_text("utf-8"), nl=False)
+
+
+@main.group()
+def db() -> None:
+    """Manage the store's database (BRIEFING_DATABASE_URL)."""
+
+
+@db.command("upgrade")
+@click.option("--database-url", help="SQLAlchemy URL; default BRIEFING_DATABASE_URL or SQLite.")
+def db_upgrade(database_url: str | None) -> None:
+    """Apply every pending migration."""
+    from briefing.migrations import upgrade
+    from briefing.store import redacted_url
+
+    try:
+        settings = _settings(database_url=database_url)
+        revision = upgrade(settings.store_url)
+    except BriefingError as exc:
+        _fail(exc)
+        return
+    click.echo(f"{redacted_url(settings.store_url)} is at revision {revision}", err=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--database-url", help="SQLAlchemy URL; default BRIEFING_DATABASE_URL or SQLite.")
+@click.option("--log-level", default="info", show_default=True)
+def serve(host: str, port: int, database_url: str | None, log_level: str) -> None:
+    """Run the HTTP service (migrations are applied first)."""
+    import logging
+
+    import uvicorn
+
+    from briefing.api import create_app
+    from briefing.migrations import upgrade
+    from briefing.store import redacted_url
+
+    logging.basicConfig(level=log_level.upper(), format="%(message)s", stream=sys.stderr)
+    # Alembic narrates every migration context at INFO, /readyz included.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        settings = _settings(database_url=database_url)
+        revision = upgrade(settings.store_url)
+        app = create_app(settings)
+    except BriefingError as exc:
+        _fail(exc)
+        return
+    click.echo(f"store {redacted_url(settings.store_url)} at revision {revision}", err=True)
+    if not settings.api_key_list and host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(
+            f"warning: serving on {host} without BRIEFING_API_KEYS: anyone who can reach "
+            "this address can use the API",
+            err=True,
+        )
+    # The app logs one structured line per request itself; uvicorn's access log would repeat it.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

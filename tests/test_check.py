@@ -171,7 +171,17 @@ async def test_check_file_handles_many_pairs_in_batches(offline: Settings, tmp_p
             claim = SUPPORTED if n % 2 else WRONG_NUMBER
             handle.write(_line(id=f"p{n}", document=DOC, claim=claim))
     out = tmp_path / "scores.jsonl"
-    summary = await check_file(Checker(offline), pairs, out, batch=16)
+    reported: list[tuple[str, int, int]] = []
+    summary = await check_file(
+        Checker(offline),
+        pairs,
+        out,
+        batch=16,
+        progress=lambda stage, done, total: reported.append((stage, done, total)),
+    )
+    assert reported[0] == ("check", 16, 150)
+    assert reported[-1] == ("check", 150, 150)
+    assert len(reported) == 10  # one report a batch
     rows = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
     assert [r["id"] for r in rows] == [f"p{n}" for n in range(150)]
     assert summary.pairs == 150
