@@ -9,6 +9,9 @@ __version__ = "0.1.0"
 __all__ = [
     "Briefing",
     "BriefingError",
+    "CheckPair",
+    "CheckResult",
+    "Checker",
     "Citation",
     "Claim",
     "Settings",
@@ -21,6 +24,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from briefing.check import Checker, CheckPair, CheckResult
     from briefing.config import Settings
     from briefing.errors import BriefingError
     from briefing.pipeline import build_briefing, build_briefing_sync, load_sources
@@ -32,6 +36,9 @@ _HOME = {
     "Citation": "briefing.schema",
     "Claim": "briefing.schema",
     "BriefingError": "briefing.errors",
+    "CheckPair": "briefing.check",
+    "CheckResult": "briefing.check",
+    "Checker": "briefing.check",
     "Settings": "briefing.config",
     "Source": "briefing.sources",
     "load_source": "briefing.sources",

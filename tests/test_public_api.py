@@ -11,6 +11,9 @@ import briefing
 EXPECTED = {
     "Briefing",
     "BriefingError",
+    "CheckPair",
+    "CheckResult",
+    "Checker",
     "Citation",
     "Claim",
     "Settings",
@@ -26,6 +29,9 @@ EXPECTED = {
 HOMES = {
     "Briefing": "briefing.schema",
     "BriefingError": "briefing.errors",
+    "CheckPair": "briefing.check",
+    "CheckResult": "briefing.check",
+    "Checker": "briefing.check",
     "Citation": "briefing.schema",
     "Claim": "briefing.schema",
     "Settings": "briefing.config",
