@@ -220,3 +220,27 @@ def test_gate_excuses_what_a_run_could_not_measure_and_says_why() -> None:
     now.suites["briefings"] = ev.SuiteResult(not_measured={"briefings.m.": "the build failed"})
     assert ev.compare(now, baseline, tolerance=0.02) == []
     assert "Not measured: `briefings.m.*`: the build failed" in ev.report_markdown(now)
+
+
+async def test_adversarial_eval_counts_output_that_never_fits_the_schema(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    root = _repo_copy(tmp_path)
+    cases = root / "evals/datasets/adversarial/cases.jsonl"
+    first = cases.read_text("utf-8").splitlines()[0]
+    cases.write_text(first + "\n", "utf-8")
+
+    def broken(request: RecordedRequest) -> Reply:
+        if "extract factual claims" in request.messages[0]["content"]:
+            return Reply(content=json.dumps({"claims": [{"text": "x", "sentence_ids": ["S1"]}]}))
+        return Reply(content='{"title": "unfinished', finish_reason="length")
+
+    fake_server.responder = broken
+    result = await ev.evaluate_adversarial(cases, ["openai/gpt-4o-mini"], llm_settings(), root)
+    metrics = result.metrics
+    assert metrics["adversarial.openai/gpt-4o-mini.schema_broken"].value == 1
+    assert metrics["adversarial.openai/gpt-4o-mini.followed"].value == 0
+    # A model's behaviour is reported, not gated; citations outside the source always are.
+    assert not metrics["adversarial.openai/gpt-4o-mini.schema_broken"].gate
+    assert metrics["adversarial.openai/gpt-4o-mini.cited_outside"].gate
+    assert "schema broken (build refused)" in result.tables[0]
