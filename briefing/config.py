@@ -13,7 +13,7 @@ EXTRACTIVE = "extractive"
 
 
 def default_data_dir() -> Path:
-    """Per-user data directory (call log, later the store)."""
+    """Per-user data directory (call log, store)."""
     import platformdirs
 
     return Path(platformdirs.user_data_dir("briefing", appauthor=False))
@@ -92,6 +92,26 @@ class Settings(BaseSettings):
         "'flag' keeps them, marked; 'drop' removes them and lists them in the warnings.",
     )
 
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the store (sqlite:///..., postgresql+psycopg://...); "
+        "<data dir>/briefing.db when unset. May hold a password: never log it whole.",
+    )
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated keys; when set, every /v1 route needs "
+        "'Authorization: Bearer <key>'.",
+    )
+    max_request_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted."
+    )
+    max_source_chars: int = Field(
+        default=2_000_000, ge=1, description="Longest source text accepted, in characters."
+    )
+    max_check_pairs: int = Field(
+        default=1000, ge=1, description="Most pairs one POST /v1/check may carry."
+    )
+
     key_points: int = Field(default=8, ge=1, le=50, description="Extractive key points.")
     summary_sentences: int = Field(default=3, ge=1, le=10)
 
@@ -108,6 +128,17 @@ class Settings(BaseSettings):
     def call_log_path(self) -> Path:
         """Where model calls are logged."""
         return self.call_log or default_data_dir() / "calls.db"
+
+    @property
+    def store_url(self) -> str:
+        """The store's database URL; a SQLite file in the data directory by default."""
+        return self.database_url or f"sqlite:///{default_data_dir() / 'briefing.db'}"
+
+    @property
+    def api_key_list(self) -> list[str]:
+        """The accepted API keys; empty when the API is open."""
+        raw = self.api_keys.get_secret_value() if self.api_keys else ""
+        return [key.strip() for key in raw.split(",") if key.strip()]
 
     @property
     def is_extractive(self) -> bool:

@@ -15,11 +15,15 @@ if TYPE_CHECKING:
 __all__ = [
     "BriefingError",
     "ConfigError",
+    "ConflictError",
     "LLMError",
+    "LimitError",
     "ModelOutputError",
+    "NotFoundError",
     "PromptError",
     "ProviderError",
     "SourceError",
+    "StoreError",
     "UserError",
 ]
 
@@ -42,6 +46,27 @@ class PromptError(UserError):
 
 class ConfigError(UserError):
     """A setting is invalid or a required component (such as an extra) is not installed."""
+
+
+class NotFoundError(UserError):
+    """A stored resource (source, job) with the given id does not exist."""
+
+
+class ConflictError(UserError):
+    """The request clashes with the stored state (a source in use, a reused idempotency key)."""
+
+
+class LimitError(UserError):
+    """A request exceeds a configured limit; `limit` names the setting, `maximum` its value."""
+
+    def __init__(self, message: str, *, limit: str, maximum: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.maximum = maximum
+
+
+class StoreError(BriefingError):
+    """The database cannot be reached or its schema is not at the version this code needs."""
 
 
 class LLMError(BriefingError):

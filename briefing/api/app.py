@@ -1,0 +1,56 @@
+"""The FastAPI application: `create_app(settings)` wires the store, routes and middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from briefing import __version__
+from briefing.api import problems
+from briefing.api.deps import ApiKeyDep
+from briefing.api.middleware import BodyLimit, RequestContext
+from briefing.api.routes import check, health, prompts, sources
+from briefing.config import Settings
+from briefing.store import Store
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
+    """The service over `settings` (from the environment when None) and `store`.
+
+    Migrations are not run here: `briefing serve` runs them before it starts the app, and
+    /readyz reports a database that is behind.
+    """
+    settings = settings or Settings()
+    owned = store is None
+    store = store or Store(settings.store_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:  # a store handed in belongs to the caller
+            store.close()
+
+    app = FastAPI(
+        title="briefing",
+        version=__version__,
+        summary="Grounded briefings: every claim cites the exact source span it rests on.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    # Encoded once; deps.require_api_key compares request keys against these.
+    app.state.api_keys = [key.encode("utf-8") for key in settings.api_key_list]
+
+    problems.install(app)
+    app.include_router(health.router)
+    v1 = APIRouter(dependencies=[ApiKeyDep])
+    for module in (sources, check, prompts):
+        v1.include_router(module.router)
+    app.include_router(v1)
+
+    # Added last runs first: the request id exists before the body limit can refuse.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestContext)
+    return app
