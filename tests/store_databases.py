@@ -15,17 +15,27 @@ from pathlib import Path
 import pytest
 
 POSTGRES_ENV = "BRIEFING_TEST_POSTGRES_URL"
+#: Set in CI: there a missing or unreachable server fails the PostgreSQL cases, never skips them.
+REQUIRE_ENV = "BRIEFING_REQUIRE_POSTGRES"
 BACKENDS = ["sqlite", "postgresql"]
 
 _unreachable: dict[str, str] = {}
 
 
+def _skip(reason: str) -> None:
+    if os.environ.get(REQUIRE_ENV):
+        pytest.fail(
+            f"{REQUIRE_ENV} is set, but {reason.removeprefix('PostgreSQL tests skipped: ')}"
+        )
+    pytest.skip(reason)
+
+
 def _postgres_or_skip() -> str:
     url = os.environ.get(POSTGRES_ENV, "").strip()
     if not url:
-        pytest.skip(f"PostgreSQL tests skipped: {POSTGRES_ENV} is not set")
+        _skip(f"PostgreSQL tests skipped: {POSTGRES_ENV} is not set")
     if url in _unreachable:
-        pytest.skip(_unreachable[url])
+        _skip(_unreachable[url])
     from sqlalchemy import text
 
     from briefing.store import make_engine, redacted_url
@@ -38,7 +48,7 @@ def _postgres_or_skip() -> str:
         _unreachable[url] = (
             f"PostgreSQL tests skipped: {redacted_url(url)} is not reachable ({type(exc).__name__})"
         )
-        pytest.skip(_unreachable[url])
+        _skip(_unreachable[url])
     finally:
         engine.dispose()
     return url
