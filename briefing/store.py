@@ -26,6 +26,7 @@ from sqlalchemy import (
     Dialect,
     ForeignKey,
     Index,
+    Select,
     String,
     Text,
     TypeDecorator,
@@ -351,6 +352,22 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     return when, row_id
 
 
+def _newest_first(
+    model: type[SourceRow] | type[JobRow], limit: int, cursor: str | None
+) -> Select[Any]:
+    """Rows of `model` newest first, after `cursor` (keyset pagination on created_at, id),
+    one more than `limit` so the caller can tell whether another page follows."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise UserError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+    query = select(model).order_by(model.created_at.desc(), model.id.desc())
+    if cursor is not None:
+        when, row_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(model.created_at < when, and_(model.created_at == when, model.id < row_id))
+        )
+    return query.limit(limit + 1)
+
+
 # ---------------------------------------------------------------- the store
 
 
@@ -431,19 +448,9 @@ class Store:
 
     def list_sources(self, *, limit: int = 50, cursor: str | None = None) -> SourcePage:
         """A page of sources, newest first; pass `next_cursor` back for the next page."""
-        if not 1 <= limit <= MAX_PAGE:
-            raise UserError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
-        query = select(SourceRow).order_by(SourceRow.created_at.desc(), SourceRow.id.desc())
-        if cursor is not None:
-            when, row_id = _decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    SourceRow.created_at < when,
-                    and_(SourceRow.created_at == when, SourceRow.id < row_id),
-                )
-            )
+        query = _newest_first(SourceRow, limit, cursor)
         with self._read() as session:
-            rows = list(session.scalars(query.limit(limit + 1)))
+            rows = list(session.scalars(query))
         items = [_summary(row) for row in rows[:limit]]
         more = len(rows) > limit
         return SourcePage(
@@ -681,25 +688,15 @@ class Store:
         statuses: Sequence[JobStatus] | None = None,
     ) -> tuple[list[Job], str | None]:
         """Jobs newest first (created at or after `since`), and the cursor of the next page."""
-        if not 1 <= limit <= MAX_PAGE:
-            raise UserError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
-        query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc())
+        query = _newest_first(JobRow, limit, cursor)
         if since is not None:
             if since.tzinfo is None:
                 raise UserError("since must carry a timezone (e.g. 2026-01-01T00:00:00Z)")
             query = query.where(JobRow.created_at >= since)
         if statuses:
             query = query.where(JobRow.status.in_(list(statuses)))
-        if cursor is not None:
-            when, row_id = _decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    JobRow.created_at < when,
-                    and_(JobRow.created_at == when, JobRow.id < row_id),
-                )
-            )
         with self._read() as session:
-            rows = list(session.scalars(query.limit(limit + 1)))
+            rows = list(session.scalars(query))
             jobs = [_job(session, row) for row in rows[:limit]]
         more = len(rows) > limit
         return jobs, _encode_cursor(jobs[-1].created_at, jobs[-1].id) if more else None
