@@ -12,7 +12,7 @@ import json
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -122,26 +122,30 @@ class LabelledPair(BaseModel):
     kind: str | None = None
 
 
-def load_labelled(path: Path) -> list[LabelledPair]:
-    """A labelled JSONL dataset; a bad line is an error naming it."""
+def _jsonl_lines(path: Path, what: str) -> Iterator[tuple[str, str]]:
+    """(where, line) for each non-blank line of a JSONL file; `where` names file and line."""
     if not path.is_file():
-        raise EvalError(f"{path}: no such dataset")
-    cases = []
+        raise EvalError(f"{path}: no such {what}")
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path} line {number}"
-            try:
-                pair = parse_pair(line, where)
-            except CheckInputError as exc:
-                raise EvalError(str(exc)) from None
-            data = json.loads(line)
-            label = data.get("label")
-            if label not in (0, 1) or isinstance(label, bool):
-                raise EvalError(f"{where}: field 'label' must be 0 or 1, got {label!r}")
-            kind = data.get("kind")
-            cases.append(LabelledPair(pair=pair, label=label, kind=str(kind) if kind else None))
+            if line.strip():
+                yield f"{path} line {number}", line
+
+
+def load_labelled(path: Path) -> list[LabelledPair]:
+    """A labelled JSONL dataset; a bad line is an error naming it."""
+    cases = []
+    for where, line in _jsonl_lines(path, "dataset"):
+        try:
+            pair = parse_pair(line, where)
+        except CheckInputError as exc:
+            raise EvalError(str(exc)) from None
+        data = json.loads(line)
+        label = data.get("label")
+        if label not in (0, 1) or isinstance(label, bool):
+            raise EvalError(f"{where}: field 'label' must be 0 or 1, got {label!r}")
+        kind = data.get("kind")
+        cases.append(LabelledPair(pair=pair, label=label, kind=str(kind) if kind else None))
     if not cases:
         raise EvalError(f"{path}: no cases")
     return cases
@@ -312,19 +316,14 @@ class KeyFact(BaseModel):
 
 def load_jsonl_models(path: Path, model: type[BaseModel]) -> list[Any]:
     """Typed records from a JSONL file; a bad line is an error naming it."""
-    if not path.is_file():
-        raise EvalError(f"{path}: no such file")
     out = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                out.append(model.model_validate_json(line))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                loc = ".".join(str(p) for p in first["loc"]) or "line"
-                raise EvalError(f"{path} line {number}: {loc}: {first['msg']}") from None
+    for where, line in _jsonl_lines(path, "file"):
+        try:
+            out.append(model.model_validate_json(line))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"]) or "line"
+            raise EvalError(f"{where}: {loc}: {first['msg']}") from None
     return out
 
 
