@@ -379,37 +379,40 @@ async def test_every_claim_gets_a_verdict_and_failures_are_flagged_or_dropped(
         assert "A claim with no citation." in warning
 
 
-async def test_pipeline_checks_llm_claims_with_the_configured_policy(
-    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
-) -> None:
-    path = tmp_path / "council.txt"
-    path.write_text(DOC, "utf-8")
+def _map_reduce(claims: list[tuple[str, str]], judge: Reply | None = None) -> Callable[..., Reply]:
+    """A fake model for a one-source briefing: the map step lists `claims` as (text, sentence
+    id) pairs, the reduce step makes the first the summary and the rest key points, and the
+    judge, when asked, answers `judge`."""
 
     def respond(request: RecordedRequest) -> Reply:
         system = request.messages[0]["content"]
+        if judge is not None and "You check whether a claim is supported" in system:
+            return judge
         if "extract factual claims" in system:
-            return Reply(
-                content=json.dumps(
-                    {
-                        "claims": [
-                            {"text": SUPPORTED, "sentence_ids": ["S1"]},
-                            {"text": "The library opened in 1990.", "sentence_ids": ["S4"]},
-                        ]
-                    }
-                )
-            )
+            listed = [{"text": text, "sentence_ids": [sid]} for text, sid in claims]
+            return Reply(content=json.dumps({"claims": listed}))
+        points = [{"text": text, "claim_ids": [f"C{n}"]} for n, (text, _) in enumerate(claims, 1)]
         return Reply(
             content=json.dumps(
                 {
                     "title": "Council budget",
-                    "summary": [{"text": SUPPORTED, "claim_ids": ["C1"]}],
-                    "key_points": [{"text": "The library opened in 1990.", "claim_ids": ["C2"]}],
+                    "summary": points[:1],
+                    "key_points": points[1:],
                     "disagreements": [],
                 }
             )
         )
 
-    fake_server.responder = respond
+    return respond
+
+
+async def test_pipeline_checks_llm_claims_with_the_configured_policy(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    path = tmp_path / "council.txt"
+    path.write_text(DOC, "utf-8")
+    # The second claim cites the library sentence, which says work starts in March.
+    fake_server.responder = _map_reduce([(SUPPORTED, "S1"), ("The library opened in 1990.", "S4")])
     briefing = await build_briefing(load_sources([path]), llm_settings(on_unsupported="drop"))
     assert [c.text for c in briefing.claims()] == [SUPPORTED]
     assert briefing.claims()[0].verdict == "supported"
@@ -430,27 +433,8 @@ async def test_a_failing_judge_costs_the_pipeline_only_the_judgement(
 ) -> None:
     path = tmp_path / "council.txt"
     path.write_text(DOC, "utf-8")
-
-    def respond(request: RecordedRequest) -> Reply:
-        system = request.messages[0]["content"]
-        if "You check whether a claim is supported" in system:
-            return Reply(status=400, error_message="judge model is unavailable")
-        if "extract factual claims" in system:
-            return Reply(
-                content=json.dumps({"claims": [{"text": SUPPORTED, "sentence_ids": ["S1"]}]})
-            )
-        return Reply(
-            content=json.dumps(
-                {
-                    "title": "Council budget",
-                    "summary": [{"text": SUPPORTED, "claim_ids": ["C1"]}],
-                    "key_points": [],
-                    "disagreements": [],
-                }
-            )
-        )
-
-    fake_server.responder = respond
+    unavailable = Reply(status=400, error_message="judge model is unavailable")
+    fake_server.responder = _map_reduce([(SUPPORTED, "S1")], judge=unavailable)
     settings = llm_settings(check_model="openai/judge", check_method="auto")
     briefing = await build_briefing(load_sources([path]), settings)
     [claim] = briefing.claims()
