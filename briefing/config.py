@@ -111,16 +111,55 @@ class Settings(BaseSettings):
     max_check_pairs: int = Field(
         default=1000, ge=1, description="Most pairs one POST /v1/check may carry."
     )
+    max_sources_per_briefing: int = Field(
+        default=20, ge=1, description="Most sources one POST /v1/briefings may name."
+    )
+    max_wait_s: int = Field(
+        default=60, ge=0, description="Longest ?wait= a POST /v1/briefings may ask for."
+    )
+    job_workers: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="Briefing jobs the service runs at once; 0 runs none in this process.",
+    )
+    job_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a running job stays claimed without a heartbeat; after that a "
+        "restarted (or another) service may take it over.",
+    )
+    job_heartbeat_s: float = Field(
+        default=2.0, gt=0, description="How often a running job renews its lease and progress."
+    )
+    job_poll_s: float = Field(
+        default=1.0, gt=0, description="How often an idle worker looks for queued jobs."
+    )
+    job_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Claims of a job whose worker died before it is failed instead of rerun.",
+    )
+    shutdown_grace_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="On shutdown, how long running jobs may finish before they are re-queued.",
+    )
 
     key_points: int = Field(default=8, ge=1, le=50, description="Extractive key points.")
     summary_sentences: int = Field(default=3, ge=1, le=10)
 
     @model_validator(mode="after")
-    def _overlap_below_size(self) -> Settings:
+    def _consistent(self) -> Settings:
         if self.chunk_overlap_tokens >= self.chunk_tokens:
             raise ValueError(
                 f"chunk_overlap_tokens ({self.chunk_overlap_tokens}) must be smaller than "
                 f"chunk_tokens ({self.chunk_tokens})"
+            )
+        if self.job_heartbeat_s >= self.job_lease_s:
+            raise ValueError(
+                f"job_heartbeat_s ({self.job_heartbeat_s}) must be shorter than job_lease_s "
+                f"({self.job_lease_s}), or running jobs lose their lease"
             )
         return self
 

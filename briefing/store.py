@@ -581,8 +581,10 @@ class Store:
         result: dict[str, Any] | None = None,
         error: str | None = None,
         worker_id: str | None = None,
+        progress: dict[str, Any] | None = None,
     ) -> Job:
-        """Record a job's final status; ConflictError when it has already finished.
+        """Record a job's final status (and last progress); ConflictError when it has
+        already finished.
 
         With `worker_id`, only that worker's claim may finish the job: a worker whose lease
         ran out (and whose job went to another worker) gets ConflictError instead.
@@ -591,6 +593,7 @@ class Store:
             raise UserError(f"{status!r} is not a final status; use one of {_FINAL_STATUSES}")
         _storable(result, "the job result")
         _storable(error, "the job error")
+        _storable(progress, "the job progress")
         with self._write() as session:
             row = self._job_row(session, job_id)
             if row.status in _FINAL_STATUSES:
@@ -601,6 +604,8 @@ class Store:
             row.status = status
             row.result = result
             row.error = error
+            if progress is not None:
+                row.progress = progress
             row.worker_id = None
             row.lease_expires_at = None
             row.finished_at = now
@@ -629,6 +634,30 @@ class Store:
             row.lease_expires_at = now + timedelta(seconds=lease_s)
             if progress is not None:
                 row.progress = progress
+            row.updated_at = now
+            session.flush()
+            return _job(session, row)
+
+    def release_job(self, job_id: str, worker_id: str) -> Job:
+        """Give a running job back to the queue (its worker is shutting down); ConflictError
+        when `worker_id` no longer holds it.
+
+        The claim does not count as an attempt: the job did not fail, its worker stopped.
+        A job whose cancellation was asked for is cancelled instead.
+        """
+        with self._write() as session:
+            row = self._job_row(session, job_id)
+            if row.status != "running" or row.worker_id != worker_id:
+                raise ConflictError(f"job {job_id} is no longer held by worker {worker_id}")
+            now = _now()
+            if row.cancel_requested:
+                row.status, row.error, row.finished_at = "cancelled", "cancelled", now
+            else:
+                row.status = "queued"
+                row.attempts = max(0, row.attempts - 1)
+                row.started_at = None
+            row.worker_id = None
+            row.lease_expires_at = None
             row.updated_at = now
             session.flush()
             return _job(session, row)

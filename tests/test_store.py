@@ -338,6 +338,47 @@ def test_recover_requeues_jobs_of_dead_workers_then_gives_up(store: Store) -> No
     assert "gave up after 2 attempt(s)" in (failed[0].error or "")
 
 
+def test_release_requeues_a_job_without_counting_the_attempt(store: Store) -> None:
+    source, _ = store.add_source(_source("Released."))
+    job, _ = store.create_job({}, [source.id])
+    store.claim_job("stopping-worker", lease_s=60)
+
+    with pytest.raises(ConflictError):
+        store.release_job(job.id, "another-worker")
+    released = store.release_job(job.id, "stopping-worker")
+
+    assert (released.status, released.attempts, released.worker_id) == ("queued", 0, None)
+    assert released.lease_expires_at is None
+    assert released.started_at is None
+    with pytest.raises(ConflictError):  # a queued job is held by no one
+        store.release_job(job.id, "stopping-worker")
+
+
+def test_release_cancels_a_job_whose_cancel_was_asked_for(store: Store) -> None:
+    source, _ = store.add_source(_source("Released, cancelled."))
+    job, _ = store.create_job({}, [source.id])
+    store.claim_job("stopping-worker", lease_s=60)
+    store.request_cancel(job.id)
+
+    released = store.release_job(job.id, "stopping-worker")
+
+    assert (released.status, released.error) == ("cancelled", "cancelled")
+    assert released.finished_at is not None
+
+
+def test_finish_job_records_the_last_progress(store: Store) -> None:
+    source, _ = store.add_source(_source("Finished with progress."))
+    job, _ = store.create_job({}, [source.id])
+    store.claim_job("w", lease_s=60)
+    store.heartbeat(job.id, "w", lease_s=60, progress={"stage": "map", "done": 0, "total": 1})
+
+    done = store.finish_job(
+        job.id, "succeeded", result={}, worker_id="w", progress={"stage": "check", "done": 1}
+    )
+
+    assert done.progress == {"stage": "check", "done": 1}
+
+
 def test_list_jobs_pages_and_filters(store: Store) -> None:
     source, _ = store.add_source(_source("Listed."))
     made = [store.create_job({"n": i}, [source.id])[0] for i in range(3)]

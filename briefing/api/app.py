@@ -11,14 +11,19 @@ from briefing import __version__
 from briefing.api import problems
 from briefing.api.deps import ApiKeyDep
 from briefing.api.middleware import BodyLimit, RequestContext
-from briefing.api.routes import check, health, prompts, sources
+from briefing.api.routes import briefings, check, health, prompts, sources
 from briefing.config import Settings
+from briefing.jobs import JobRunner
 from briefing.store import Store
 
 
-def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, store: Store | None = None, run_jobs: bool = True
+) -> FastAPI:
     """The service over `settings` (from the environment when None) and `store`.
 
+    With `run_jobs` (and `settings.job_workers` above 0) the app's lifespan runs a worker
+    that builds queued briefings; without it jobs wait for a process that does.
     Migrations are not run here: `briefing serve` runs them before it starts the app, and
     /readyz reports a database that is behind.
     """
@@ -27,10 +32,18 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     store = store or Store(settings.store_url)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owned:  # a store handed in belongs to the caller
-            store.close()
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runner = JobRunner(store, settings) if run_jobs and settings.job_workers > 0 else None
+        if runner is not None:
+            await runner.start()
+        app.state.runner = runner
+        try:
+            yield
+        finally:
+            if runner is not None:
+                await runner.stop()
+            if owned:  # a store handed in belongs to the caller
+                store.close()
 
     app = FastAPI(
         title="briefing",
@@ -46,7 +59,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     problems.install(app)
     app.include_router(health.router)
     v1 = APIRouter(dependencies=[ApiKeyDep])
-    for module in (sources, check, prompts):
+    for module in (sources, briefings, check, prompts):
         v1.include_router(module.router)
     app.include_router(v1)
 
