@@ -347,7 +347,7 @@ def eval_command(
             from briefing.check import calibration_path
 
             table = settings.check_calibration or calibration_path()
-            ev.write_calibration(table, settings.check_model, fitted)
+            _write(table, ev.calibration_with(table, settings.check_model, fitted))
             click.echo(
                 f"calibrated auto for {settings.check_model}: judge weight "
                 f"{fitted['judge_weight']}, threshold {fitted['threshold']} (mean balanced "

@@ -293,13 +293,12 @@ def calibrate_blend(collected: dict[str, dict[str, list[float]]]) -> tuple[float
     return best
 
 
-def write_calibration(path: Path, judge_model: str, entry: dict[str, Any]) -> None:
-    """Store a judge model's `auto` calibration in a calibration table (other entries kept)."""
+def calibration_with(path: Path, judge_model: str, entry: dict[str, Any]) -> str:
+    """The calibration table at `path` as JSON text, with `judge_model`'s entry set (the
+    other entries kept); the caller writes it."""
     table = json.loads(path.read_text("utf-8"))
     table["judges"][judge_model] = entry
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(table, indent=2) + "\n", "utf-8")
-    tmp.replace(path)
+    return json.dumps(table, indent=2) + "\n"
 
 
 # ---------------------------------------------------------------- briefing evaluation

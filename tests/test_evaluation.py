@@ -244,3 +244,33 @@ async def test_adversarial_eval_counts_output_that_never_fits_the_schema(
     assert not metrics["adversarial.openai/gpt-4o-mini.schema_broken"].gate
     assert metrics["adversarial.openai/gpt-4o-mini.cited_outside"].gate
     assert "schema broken (build refused)" in result.tables[0]
+
+
+def test_calibrate_stores_the_judge_entry_and_keeps_the_others(
+    fake_server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from briefing.check import calibration_path
+
+    table = tmp_path / "calibration.json"
+    shutil.copy(calibration_path(), table)
+    before = json.loads(table.read_text("utf-8"))
+    monkeypatch.setenv("BRIEFING_CHECK_CALIBRATION", str(table))
+    monkeypatch.setenv("BRIEFING_API_KEY", "sk-test-not-a-real-key")
+    monkeypatch.setenv("BRIEFING_LOG_CALLS", "false")
+    # A judge that calls everything supported: on a balanced set it is no better than chance.
+    fake_server.responder = lambda request: Reply(
+        content=json.dumps({"verdict": "supported", "confidence": 1.0, "evidence_ids": []})
+    )
+    data = _dataset(tmp_path / "tiny.jsonl")
+    result = CliRunner().invoke(
+        main,
+        ["eval", "--suite", "checker", "--dataset", str(data), "--output-dir", str(tmp_path / "r"),
+         "--check-model", "openai/judge", "--api-base", fake_server.base_url, "--calibrate"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    after = json.loads(table.read_text("utf-8"))
+    entry = after["judges"].pop("openai/judge")
+    assert after == before
+    assert entry["judge_weight"] == 0.0  # a judge at chance earns no weight
+    assert entry["calibrated_on"] == ["tiny"]
+    assert "calibrated auto for openai/judge" in result.output
