@@ -8,7 +8,7 @@ import threading
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 #: Schema migrations, applied in order; PRAGMA user_version counts those applied.
 MIGRATIONS: tuple[str, ...] = (
@@ -48,6 +48,25 @@ class CallRecord:
     cost_usd: float | None = None
     finish_reason: str | None = None
     error: str | None = None
+
+
+class CallRecorder(Protocol):
+    """Anything that takes note of model calls: the SQLite log, the service's metrics."""
+
+    def record(self, call: CallRecord) -> None:
+        """Take note of one call."""
+
+
+class CallRecorders:
+    """Several recorders as one: each call goes to every one of them, in order."""
+
+    def __init__(self, *recorders: CallRecorder) -> None:
+        self.recorders = recorders
+
+    def record(self, call: CallRecord) -> None:
+        """Hand the call to every recorder."""
+        for recorder in self.recorders:
+            recorder.record(call)
 
 
 class CallLog:

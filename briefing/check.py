@@ -29,7 +29,7 @@ from briefing.errors import ConfigError, LLMError, UserError
 from briefing.usage import Usage
 
 if TYPE_CHECKING:
-    from briefing.calllog import CallLog
+    from briefing.calllog import CallRecorder
     from briefing.config import Settings
     from briefing.lexical import IndexedDocument, LexicalScore
     from briefing.llm import LLMClient
@@ -197,7 +197,7 @@ class Checker:
         settings: Settings,
         method: Method | None = None,
         *,
-        call_log: CallLog | None = None,
+        call_log: CallRecorder | None = None,
         client: LLMClient | None = None,
         fallback: bool = False,
     ) -> None:

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
         default=EXTRACTIVE,
         description="'extractive' (no LLM), 'local/smollm2', or any litellm model string.",
     )
+    models: str | None = Field(
+        default=None,
+        description="Comma-separated litellm models the service offers besides 'model' "
+        "and 'extractive' (a client picks one per briefing).",
+    )
     api_base: str | None = Field(default=None, description="Override the provider's base URL.")
     api_key: SecretStr | None = Field(
         default=None, description="Provider API key; litellm's provider variables work too."
@@ -178,6 +183,12 @@ class Settings(BaseSettings):
         """The accepted API keys; empty when the API is open."""
         raw = self.api_keys.get_secret_value() if self.api_keys else ""
         return [key.strip() for key in raw.split(",") if key.strip()]
+
+    @property
+    def model_list(self) -> list[str]:
+        """The extra models of `models`, in order, without repeats."""
+        raw = self.models or ""
+        return list(dict.fromkeys(m.strip() for m in raw.split(",") if m.strip()))
 
     @property
     def is_extractive(self) -> bool:

@@ -22,8 +22,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from briefing.calllog import CallLog, CallRecorder, CallRecorders
 from briefing.config import Settings
 from briefing.errors import BriefingError, ConflictError, LLMError, NotFoundError, StoreError
+from briefing.metrics import ServiceMetrics
 from briefing.pipeline import build_briefing
 from briefing.schema import Briefing
 from briefing.sources import Source
@@ -96,6 +98,7 @@ class _Run:
 
     job: Job
     lock: threading.Lock = field(default_factory=threading.Lock)
+    started: float = field(default_factory=time.monotonic)
     progress: dict[str, Any] | None = None
     stop_reason: StopReason | None = None
     loop: asyncio.AbstractEventLoop | None = None
@@ -120,9 +123,17 @@ class _Run:
 class JobRunner:
     """Runs queued briefing jobs of `store` in this process, `settings.job_workers` at once."""
 
-    def __init__(self, store: Store, settings: Settings, *, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        worker_id: str | None = None,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.metrics = metrics
         # Host and pid say which process held a job that was left running.
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._runs: dict[str, _Run] = {}
@@ -131,17 +142,32 @@ class JobRunner:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._call_log: CallLog | None = None
+        self._recorder: CallRecorder | None = None
 
     @property
     def running(self) -> list[str]:
         """Ids of the jobs this process is running now."""
         return list(self._runs)
 
+    def progress(self, job_id: str) -> dict[str, Any] | None:
+        """The live progress of a job this process runs (the store's copy lags a heartbeat)."""
+        run = self._runs.get(job_id)
+        return dict(run.progress) if run is not None and run.progress is not None else None
+
     async def start(self) -> None:
         """Recover jobs a dead process left running, then start claiming queued jobs."""
         self._executor = ThreadPoolExecutor(
             max_workers=max(1, self.settings.job_workers), thread_name_prefix="briefing-job"
         )
+        # One call log for every job of the process (it is thread-safe), beside the metrics.
+        recorders: list[CallRecorder] = []
+        if self.settings.log_calls:
+            self._call_log = CallLog(self.settings.call_log_path)
+            recorders.append(self._call_log)
+        if self.metrics is not None:
+            recorders.append(self.metrics)
+        self._recorder = CallRecorders(*recorders) if recorders else None
         await self._recover()
         self._loop_task = asyncio.create_task(self._claim_loop(), name="briefing-job-claims")
 
@@ -180,6 +206,8 @@ class JobRunner:
                     await self._release(run)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._call_log is not None and not self._runs:
+            self._call_log.close()
 
     # ------------------------------------------------------------ internals
 
@@ -213,6 +241,7 @@ class JobRunner:
                         break
                     run = _Run(job)
                     self._runs[job.id] = run
+                    self._count_running()
                     run.supervisor = asyncio.create_task(self._supervise(run), name=job.id)
             except StoreError as exc:
                 log.warning("could not claim jobs: %s", exc)
@@ -243,6 +272,7 @@ class JobRunner:
             await self._finish(run, "succeeded", result=result)
         finally:
             self._runs.pop(job_id, None)
+            self._count_running()
             self._announce()
             self._wake.set()  # a slot is free
 
@@ -263,7 +293,9 @@ class JobRunner:
                     raise _Stopped(run.stop_reason)
                 run.loop = asyncio.get_running_loop()
                 run.task = asyncio.current_task()
-            return await build_briefing(sources, settings, progress=run.report)
+            return await build_briefing(
+                sources, settings, progress=run.report, call_log=self._recorder
+            )
 
         try:
             return asyncio.run(main())
@@ -325,6 +357,8 @@ class JobRunner:
             log.error("job %s: could not record its %s result: %s", run.job.id, status, exc)
         else:
             log.info("job %s %s", run.job.id, status)
+            if self.metrics is not None:
+                self.metrics.job_finished(status, time.monotonic() - run.started)
 
     async def _release(self, run: _Run) -> None:
         try:
@@ -334,6 +368,11 @@ class JobRunner:
         except StoreError as exc:
             log.error("job %s: could not re-queue it: %s", run.job.id, exc)
         self._runs.pop(run.job.id, None)
+        self._count_running()
+
+    def _count_running(self) -> None:
+        if self.metrics is not None:
+            self.metrics.jobs_running.set(len(self._runs))
 
     def _announce(self) -> None:
         # Wakes every waiter at once; each then reads its job's state from the store.

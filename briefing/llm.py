@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from briefing.calllog import CallLog, CallRecord
+from briefing.calllog import CallRecord, CallRecorder
 from briefing.errors import ConfigError, ModelOutputError, ProviderError
 from briefing.usage import Usage
 
@@ -85,7 +85,7 @@ class _InvalidOutput(Exception):
 class LLMClient:
     """Calls one configured model with JSON-schema output, retries and a call log."""
 
-    def __init__(self, settings: Settings, call_log: CallLog | None = None) -> None:
+    def __init__(self, settings: Settings, call_log: CallRecorder | None = None) -> None:
         if settings.is_extractive:
             raise ConfigError("the extractive engine calls no model; configure a model string")
         self.settings = settings

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from briefing.calllog import CallLog
+from briefing.calllog import CallLog, CallRecorder
 from briefing.check import Checker, check_briefing
 from briefing.citations import citation_problems
 from briefing.config import Settings
@@ -32,7 +32,7 @@ async def build_briefing(
     settings: Settings,
     *,
     progress: Progress | None = None,
-    call_log: CallLog | None = None,
+    call_log: CallRecorder | None = None,
 ) -> Briefing:
     """A briefing of `sources` with the engine the settings name."""
     if not sources:

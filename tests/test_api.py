@@ -376,6 +376,7 @@ def test_request_id_is_echoed_or_made(client: TestClient, caplog: pytest.LogCapt
         "request_id": "req-123",
         "method": "GET",
         "path": "/healthz",
+        "route": "/healthz",
         "status": 200,
         "duration_ms": 0,
         "client": "testclient",

@@ -5,7 +5,10 @@ Each test runs on SQLite, and again on PostgreSQL when BRIEFING_TEST_POSTGRES_UR
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -538,3 +541,200 @@ def test_limits_are_named(make_service: MakeService) -> None:
     problem = _problem(service.submit({"sources": [{"text": DOC}]}, wait=6), 422, "limit-exceeded")
     assert (problem["limit"], problem["maximum"]) == ("max_wait_s", 5)
     assert service.client.get("/v1/briefings").json()["items"] == []
+
+
+# ---------------------------------------------------------------- events, models, metrics
+
+
+def _events(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """The (event, data) pairs of a Server-Sent Events body, keep-alive comments skipped."""
+    events = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+        if "data" in fields:
+            events.append((fields.get("event", "message"), json.loads(fields["data"])))
+    return events
+
+
+def test_events_follow_a_job_until_it_ends(
+    make_service: MakeService, fake_server: FakeOpenAIServer
+) -> None:
+    # Slower than the stream's look at the job (0.5 s), so the map step is seen.
+    fake_server.responder = _slow_map(1.2)
+    service = make_service()
+    job = service.submit({"sources": [{"text": DOC}]}).json()
+
+    with service.client.stream("GET", f"/v1/briefings/{job['id']}/events") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = "".join(response.iter_text())
+
+    events = _events(body)
+    names = [name for name, _ in events]
+    assert names[-1] == "done"
+    assert set(names[:-1]) == {"progress"}
+    assert events[-1][1]["status"] == "succeeded"
+    assert events[-1][1]["location"] == f"/v1/briefings/{job['id']}"
+    stages = [data["progress"]["stage"] for _, data in events if data["progress"]]
+    # The map call is slow enough to be seen, and the check step comes last.
+    assert "map" in stages
+    assert stages[-1] == "check"
+    assert "retry: 2000" in body.split("\n\n")[0]
+    ids = [int(line[3:]) for line in body.splitlines() if line.startswith("id:")]
+    assert ids == list(range(len(events)))
+    # Nothing repeats: an event is sent only when the status or progress changed.
+    states = [(d["status"], json.dumps(d["progress"])) for _, d in events]
+    assert len(set(states)) == len(states)
+
+
+def test_events_of_a_job_run_by_another_process_come_from_the_store(
+    make_service: MakeService,
+) -> None:
+    service = make_service(run_jobs=False)
+    job = service.submit({"sources": [{"text": DOC}], "model": "extractive"}).json()
+
+    def other_worker() -> None:
+        time.sleep(0.3)
+        claimed = service.store.claim_job("elsewhere", lease_s=30)
+        assert claimed is not None
+        service.store.heartbeat(
+            job["id"], "elsewhere", lease_s=30, progress={"stage": "map", "done": 1, "total": 2}
+        )
+        time.sleep(0.8)
+        service.store.finish_job(job["id"], "failed", error="boom elsewhere", worker_id="elsewhere")
+
+    worker = threading.Thread(target=other_worker)
+    worker.start()
+    try:
+        response = service.client.get(f"/v1/briefings/{job['id']}/events")
+    finally:
+        worker.join(timeout=10)
+
+    events = _events(response.text)
+    assert [(name, data["status"]) for name, data in events] == [
+        ("progress", "queued"),
+        ("progress", "running"),
+        ("done", "failed"),
+    ]
+    assert events[1][1]["progress"] == {"stage": "map", "done": 1, "total": 2}
+    assert events[-1][1]["error"] == "boom elsewhere"
+
+
+def test_events_of_an_unknown_job_are_a_not_found_problem(make_service: MakeService) -> None:
+    service = make_service(run_jobs=False)
+    _problem(service.client.get("/v1/briefings/nope/events"), 404, "not-found")
+
+
+def test_models_lists_what_briefings_accept(make_service: MakeService) -> None:
+    service = make_service(run_jobs=False, models="openai/gpt-4.1, anthropic/claude-x")
+    models = service.client.get("/v1/models").json()["items"]
+    by_id = {model["id"]: model for model in models}
+
+    assert models[0]["id"] == TEST_MODEL
+    assert models[0]["default"] is True
+    assert by_id["extractive"]["kind"] == "extractive"
+    assert by_id["openai/gpt-4.1"]["available"] is True
+    assert by_id["local/smollm2"]["kind"] == "local"
+    assert [m["id"] for m in models if m["default"]] == [TEST_MODEL]
+    for model in ("openai/gpt-4.1", "anthropic/claude-x", "extractive", "EXTRACTIVE"):
+        accepted = service.submit({"sources": [{"text": DOC}], "model": model})
+        assert accepted.status_code == 202, accepted.text
+    refused = _problem(
+        service.submit({"sources": [{"text": DOC}], "model": "openai/gpt-5"}),
+        422,
+        "invalid-request",
+    )
+    assert "openai/gpt-4.1" in refused["detail"]
+    assert "/v1/models" in refused["detail"]
+    if not by_id["local/smollm2"]["available"]:
+        assert "[local]" in by_id["local/smollm2"]["note"]
+        assert (
+            service.submit({"sources": [{"text": DOC}], "model": "local/smollm2"}).status_code
+            == 422
+        )
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of a Prometheus exposition, 0 when it is absent."""
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        series, _, value = line.rpartition(" ")
+        metric, _, label_text = series.partition("{")
+        found = dict(re.findall(r'(\w+)="([^"]*)"', label_text))
+        if metric == name and found == labels:
+            return float(value)
+    return 0.0
+
+
+def test_metrics_count_requests_jobs_calls_and_tokens(
+    make_service: MakeService, fake_server: FakeOpenAIServer
+) -> None:
+    fake_server.responder = _map_reduce([(SUPPORTED, "S1")])
+    service = make_service(api_keys="k1")
+    auth = {"Authorization": "Bearer k1"}
+    response = service.client.post(
+        "/v1/briefings", json={"sources": [{"text": DOC}]}, params={"wait": 20}, headers=auth
+    )
+    assert response.json()["status"] == "succeeded"
+    service.client.get(f"/v1/briefings/{response.json()['id']}", headers=auth)
+    service.client.get("/v1/briefings/nope", headers=auth)
+
+    scraped = service.client.get("/metrics")  # open, like the probes
+
+    assert scraped.status_code == 200
+    assert scraped.headers["content-type"].startswith("text/plain")
+    text = scraped.text
+    assert (
+        _metric(
+            text, "briefing_http_requests_total", method="POST", route="/v1/briefings", status="200"
+        )
+        == 1
+    )
+    # Routes are counted by template, so ids do not make a series each.
+    assert (
+        _metric(
+            text,
+            "briefing_http_requests_total",
+            method="GET",
+            route="/v1/briefings/{job_id}",
+            status="200",
+        )
+        == 1
+    )
+    assert (
+        _metric(
+            text,
+            "briefing_http_requests_total",
+            method="GET",
+            route="/v1/briefings/{job_id}",
+            status="404",
+        )
+        == 1
+    )
+    assert _metric(text, "briefing_jobs_finished_total", status="succeeded") == 1
+    assert _metric(text, "briefing_job_duration_seconds_count", status="succeeded") == 1
+    assert _metric(text, "briefing_jobs_running") == 0
+    assert _metric(text, "briefing_llm_calls_total", model=TEST_MODEL, outcome="ok") == 2
+    assert _metric(text, "briefing_llm_tokens_total", model=TEST_MODEL, direction="input") > 0
+    assert _metric(text, "briefing_llm_tokens_total", model=TEST_MODEL, direction="output") > 0
+    assert _metric(text, "briefing_errors_total", kind="llm_error") == 0
+    assert "k1" not in text
+
+
+def test_metrics_count_failures(make_service: MakeService, fake_server: FakeOpenAIServer) -> None:
+    fake_server.responder = lambda _request: Reply(status=400, error_message="no such model")
+    service = make_service()
+    assert service.submit({"sources": [{"text": DOC}]}, wait=20).json()["status"] == "failed"
+
+    text = service.client.get("/metrics").text
+
+    assert _metric(text, "briefing_jobs_finished_total", status="failed") == 1
+    assert _metric(text, "briefing_errors_total", kind="job_failed") == 1
+    assert _metric(text, "briefing_llm_calls_total", model=TEST_MODEL, outcome="error") == 1
+    assert _metric(text, "briefing_errors_total", kind="llm_error") == 1

@@ -11,9 +11,10 @@ from briefing import __version__
 from briefing.api import problems
 from briefing.api.deps import ApiKeyDep
 from briefing.api.middleware import BodyLimit, RequestContext
-from briefing.api.routes import briefings, check, health, prompts, sources
+from briefing.api.routes import briefings, check, health, metrics, models, prompts, sources
 from briefing.config import Settings
 from briefing.jobs import JobRunner
+from briefing.metrics import ServiceMetrics
 from briefing.store import Store
 
 
@@ -30,10 +31,15 @@ def create_app(
     settings = settings or Settings()
     owned = store is None
     store = store or Store(settings.store_url)
+    service_metrics = ServiceMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runner = JobRunner(store, settings) if run_jobs and settings.job_workers > 0 else None
+        runner = (
+            JobRunner(store, settings, metrics=service_metrics)
+            if run_jobs and settings.job_workers > 0
+            else None
+        )
         if runner is not None:
             await runner.start()
         app.state.runner = runner
@@ -53,17 +59,19 @@ def create_app(
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.metrics = service_metrics
     # Encoded once; deps.require_api_key compares request keys against these.
     app.state.api_keys = [key.encode("utf-8") for key in settings.api_key_list]
 
     problems.install(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     v1 = APIRouter(dependencies=[ApiKeyDep])
-    for module in (sources, briefings, check, prompts):
+    for module in (sources, briefings, check, prompts, models):
         v1.include_router(module.router)
     app.include_router(v1)
 
     # Added last runs first: the request id exists before the body limit can refuse.
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
-    app.add_middleware(RequestContext)
+    app.add_middleware(RequestContext, metrics=service_metrics)
     return app

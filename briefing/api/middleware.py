@@ -12,6 +12,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from briefing.api.problems import PROBLEM_JSON, problem_body
+from briefing.metrics import ServiceMetrics
 
 access_log = logging.getLogger("briefing.api.access")
 REQUEST_ID_HEADER = "x-request-id"
@@ -27,11 +28,19 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-class RequestContext:
-    """Gives each request an id (the client's X-Request-ID if safe), echoes it, logs it."""
+def _route(scope: Scope) -> str:
+    # The route's template, not the path: ids in paths would make a series per resource.
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "unmatched"
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class RequestContext:
+    """Gives each request an id (the client's X-Request-ID if safe), echoes it, logs it,
+    and counts it in the metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -58,17 +67,23 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            method = str(scope.get("method"))
+            route = _route(scope)
             # Path only: query strings may carry values that do not belong in logs.
             fields: dict[str, Any] = {
                 "event": "request",
                 "request_id": request_id,
-                "method": scope.get("method"),
+                "method": method,
                 "path": scope.get("path"),
+                "route": route,
                 "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "duration_ms": round(elapsed * 1000, 2),
                 "client": (scope.get("client") or (None,))[0],
             }
             access_log.info(json.dumps(fields), extra={"request": fields})
+            if self.metrics is not None:
+                self.metrics.request(method, route, status, elapsed)
 
 
 class BodyLimit:

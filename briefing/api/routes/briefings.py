@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from briefing.api.deps import SettingsDep, StoreDep
 from briefing.api.surrogates import reject_lone_surrogates
 from briefing.config import EXTRACTIVE, Settings
+from briefing.engines import offered_models
 from briefing.errors import ConflictError, LimitError, UserError
 from briefing.jobs import (
     FINAL_STATUSES,
@@ -150,10 +154,13 @@ def _briefing_request(body: BriefingCreate, settings: Settings, store: Store) ->
             maximum=settings.max_sources_per_briefing,
         )
     model = (body.model or settings.model).strip()
-    offered = {EXTRACTIVE, settings.model}
+    offered = offered_models(settings)
+    if model.lower() == EXTRACTIVE:
+        model = EXTRACTIVE
     if model not in offered:
         raise UserError(
-            f"model {model!r} is not offered by this service; use one of {sorted(offered)}"
+            f"model {model!r} is not offered by this service; use one of {offered} "
+            "(GET /v1/models lists them)"
         )
     prompt = body.prompt or settings.prompt
     PromptLibrary(settings.prompts_dir).get(prompt)  # PromptError (422) when unknown
@@ -295,3 +302,84 @@ async def cancel_briefing(job_id: str, request: Request, store: StoreDep) -> JSO
         job = await wait_for_job(store, job_id, 5.0, runner)
     status = 200 if job.status in FINAL_STATUSES else 202
     return JSONResponse(JobPublic.of(job).model_dump(mode="json"), status_code=status)
+
+
+async def _existing_job(job_id: str, store: StoreDep) -> Job:
+    # A dependency, so an unknown id is a 404 problem before the event stream starts.
+    return await run_in_threadpool(store.get_job, job_id)
+
+
+class JobEvent(BaseModel):
+    """The data of one event of GET /v1/briefings/{id}/events."""
+
+    id: str
+    status: JobStatus
+    progress: dict[str, Any] | None = Field(
+        description="{stage: map|condense|reduce|check, done, total} of the step running now."
+    )
+    error: str | None
+    attempts: int
+    location: str
+
+
+#: How often an event stream looks at its job; progress between looks is coalesced.
+_EVENT_POLL_S = 0.5
+
+
+def _event(job: Job, progress: dict[str, Any] | None, sequence: int) -> ServerSentEvent:
+    data = JobEvent(
+        id=job.id,
+        status=job.status,
+        progress=progress,
+        error=job.error,
+        attempts=job.attempts,
+        location=_location(job.id),
+    )
+    final = job.status in FINAL_STATUSES
+    return ServerSentEvent(
+        data=data,
+        event="done" if final else "progress",
+        id=str(sequence),
+        retry=2000 if sequence == 0 else None,
+    )
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `progress` events as the job's status or "
+            "progress changes, then one `done` event with its final status, and the end of "
+            "the stream. Data is a JobEvent."
+        }
+    },
+)
+async def briefing_events(
+    request: Request,
+    store: StoreDep,
+    job: Annotated[Job, Depends(_existing_job)],
+) -> AsyncIterator[ServerSentEvent]:
+    """Follow a job: its status and progress (chunks mapped, reduce, check) until it ends."""
+    runner = _runner(request)
+    sequence = 0
+    last: tuple[str, Any] | None = None
+    while True:
+        progress = job.progress
+        if job.status == "running" and runner is not None:
+            # This process runs it: its live progress, not the store's heartbeat-old copy.
+            progress = runner.progress(job.id) or progress
+        state = (job.status, progress)
+        if state != last:
+            yield _event(job, progress, sequence)
+            sequence += 1
+            last = state
+        if job.status in FINAL_STATUSES:
+            return
+        # Another process may run the job, so the store is what is watched; this
+        # process's own finishes wake the stream early.
+        if runner is not None:
+            await runner.changed(_EVENT_POLL_S)
+        else:
+            await asyncio.sleep(_EVENT_POLL_S)
+        job = await run_in_threadpool(store.get_job, job.id)
