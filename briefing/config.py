@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 
@@ -19,10 +20,24 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("briefing", appauthor=False))
 
 
+def _networks(raw: str | None) -> list[IPv4Network | IPv6Network]:
+    networks: list[IPv4Network | IPv6Network] = []
+    for item in (raw or "").split(","):
+        if item.strip():
+            try:
+                networks.append(ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise ValueError(
+                    f"fetch_allowed_networks: {item.strip()!r} is not a network "
+                    "(expected CIDR notation such as 10.1.2.0/24 or fd00::/8)"
+                ) from None
+    return networks
+
+
 class Settings(BaseSettings):
     """Every tunable of the pipeline; CLI flags override environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="BRIEFING_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="BRIEFING_", extra="ignore", populate_by_name=True)
 
     model: str = Field(
         default=EXTRACTIVE,
@@ -151,6 +166,51 @@ class Settings(BaseSettings):
         description="On shutdown, how long running jobs may finish before they are re-queued.",
     )
 
+    fetch_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="Longest one URL fetch may take in all (connecting, redirects, reading).",
+    )
+    fetch_max_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=1024, description="Largest response body a fetch reads."
+    )
+    fetch_max_redirects: int = Field(
+        default=5, ge=0, le=20, description="Redirects one fetch follows before giving up."
+    )
+    fetch_allow_private: bool = Field(
+        default=False,
+        description="Let fetches reach private, loopback, link-local and other non-public "
+        "addresses (off: such addresses are refused, redirects included).",
+    )
+    fetch_allowed_networks: str | None = Field(
+        default=None,
+        description="Comma-separated networks (CIDR, e.g. 10.1.2.0/24) that fetches may "
+        "reach even though they are not public.",
+    )
+
+    schedules_file: Path | None = Field(
+        default=None,
+        # The issue names the variable BRIEFING_SCHEDULES; populate_by_name keeps
+        # Settings(schedules_file=...) working for the CLI's --config.
+        validation_alias="BRIEFING_SCHEDULES",
+        description="TOML file of [[schedule]] tables (daily briefings); none when unset.",
+    )
+    delivery_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description="Requests per webhook delivery, counting retries of transient failures.",
+    )
+    delivery_backoff_s: float = Field(
+        default=1.0, ge=0, description="First pause between webhook retries (it grows)."
+    )
+    delivery_backoff_max_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Longest pause between webhook retries; a receiver asking (Retry-After) "
+        "for a longer one is not retried until the next delivery attempt.",
+    )
+
     key_points: int = Field(default=8, ge=1, le=50, description="Extractive key points.")
     summary_sentences: int = Field(default=3, ge=1, le=10)
 
@@ -166,6 +226,7 @@ class Settings(BaseSettings):
                 f"job_heartbeat_s ({self.job_heartbeat_s}) must be shorter than job_lease_s "
                 f"({self.job_lease_s}), or running jobs lose their lease"
             )
+        _networks(self.fetch_allowed_networks)  # a bad network fails at start, not mid-run
         return self
 
     @property
@@ -189,6 +250,11 @@ class Settings(BaseSettings):
         """The extra models of `models`, in order, without repeats."""
         raw = self.models or ""
         return list(dict.fromkeys(m.strip() for m in raw.split(",") if m.strip()))
+
+    @property
+    def fetch_network_list(self) -> list[IPv4Network | IPv6Network]:
+        """The non-public networks fetches may reach anyway (`fetch_allowed_networks`)."""
+        return _networks(self.fetch_allowed_networks)
 
     @property
     def is_extractive(self) -> bool:

@@ -16,6 +16,8 @@ __all__ = [
     "BriefingError",
     "ConfigError",
     "ConflictError",
+    "DeliveryError",
+    "FetchError",
     "LLMError",
     "LimitError",
     "ModelOutputError",
@@ -67,6 +69,48 @@ class LimitError(UserError):
 
 class StoreError(BriefingError):
     """The database cannot be reached or its schema is not at the version this code needs."""
+
+
+class FetchError(BriefingError):
+    """A URL could not be fetched: refused by policy, unreachable, too slow, too large, or
+    answered with an error status.
+
+    `url` is the URL with any credentials removed (it is safe to show); `kind` says which of
+    the failures it was ("url", "refused", "redirects", "timeout", "too_large", "status",
+    "connect", "network", "skipped"); `status_code` is the HTTP status when there was one.
+    """
+
+    def __init__(
+        self, message: str, *, url: str, kind: str, status_code: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.kind = kind
+        self.status_code = status_code
+
+
+class DeliveryError(BriefingError):
+    """A finished briefing could not be delivered (a webhook, an output folder).
+
+    `target` names where it was going (a URL without its query string, or a path), never a
+    secret; `status_code` is the receiver's last HTTP status, if any; `attempts` how many
+    tries were made; `retryable` whether trying again later may help.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        target: str,
+        retryable: bool,
+        attempts: int = 1,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.target = target
+        self.retryable = retryable
+        self.attempts = attempts
+        self.status_code = status_code
 
 
 class LLMError(BriefingError):

@@ -48,6 +48,8 @@ from briefing.sources import Source
 __all__ = [
     "ACTIVE_STATUSES",
     "JOB_STATUSES",
+    "FetchState",
+    "Item",
     "Job",
     "JobStatus",
     "SourceInUseError",
@@ -197,6 +199,49 @@ class JobSourceRow(Base):
     __table_args__ = (Index("ix_job_sources_source_id", "source_id"),)
 
 
+class ItemRow(Base):
+    """A collected source: where and when it was first seen, and the metadata found there.
+
+    One row per content (the source id), so the same text found again, in the same place
+    or another, is not new. Deleting the source deletes its item: a text deleted on purpose
+    is collected afresh (and is new again) if it is still where it was found.
+    """
+
+    __tablename__ = "items"
+
+    source_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    origin: Mapped[str] = mapped_column(Text)
+    first_seen_at: Mapped[datetime]
+    title: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_items_first_seen_at_source_id", "first_seen_at", "source_id"),)
+
+
+class FetchStateRow(Base):
+    """What the last fetch of a URL returned, for conditional requests next time.
+
+    `source_id` is the source the page gave (null once that source is deleted, so the next
+    fetch asks unconditionally); `entries` are a feed's entries at its last fetch.
+    """
+
+    __tablename__ = "fetch_state"
+
+    url: Mapped[str] = mapped_column(Text, primary_key=True)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    source_id: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("sources.id", ondelete="SET NULL")
+    )
+    entries: Mapped[list[dict[str, Any]] | None] = mapped_column(_JSON)
+    fetched_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_fetch_state_source_id", "source_id"),)
+
+
 # ---------------------------------------------------------------- public models
 
 
@@ -222,6 +267,29 @@ class SourcePage(BaseModel):
 
     items: list[SourceSummary]
     next_cursor: str | None = None
+
+
+class Item(BaseModel):
+    """A collected source's record: where (`origin`: URL or file path) and when it was first
+    seen, with the title, author and publication time found there."""
+
+    source_id: str
+    origin: str
+    first_seen_at: datetime
+    title: str | None = None
+    author: str | None = None
+    published_at: datetime | None = None
+
+
+class FetchState(BaseModel):
+    """The validators (ETag, Last-Modified) and result of the last fetch of a URL."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    source_id: str | None = None
+    entries: list[dict[str, Any]] | None = None
+    fetched_at: datetime
 
 
 class Job(BaseModel):
@@ -422,15 +490,7 @@ class Store:
                 row = session.get(SourceRow, source.id)
                 if row is not None:
                     return _check_same(_stored(row), source), False
-                row = SourceRow(
-                    id=source.id,
-                    sha256=source.sha256,
-                    title=source.title,
-                    path=source.path,
-                    text=source.text,
-                    chars=len(source.text),
-                    created_at=_now(),
-                )
+                row = _source_row(source)
                 session.add(row)
                 session.flush()
                 return _stored(row), True
@@ -482,6 +542,134 @@ class Store:
             if busy:
                 raise SourceInUseError(source_id, busy)
             session.delete(row)
+
+    # ------------------------------------------------------------ collected items
+
+    def record_item(
+        self,
+        source: Source,
+        *,
+        origin: str,
+        seen_at: datetime,
+        title: str | None = None,
+        author: str | None = None,
+        published_at: datetime | None = None,
+    ) -> tuple[Item, bool]:
+        """Store a collected source (unless stored) and its item (unless recorded): (item, new).
+
+        An item already recorded comes back unchanged, first_seen_at and all: the same text
+        found again, anywhere, is not new.
+        """
+        _aware(seen_at, "seen_at")
+        if published_at is not None:
+            _aware(published_at, "published_at")
+        for value, what in (
+            (source.title, "source title"),
+            (source.path, "source path"),
+            (origin, "item origin"),
+            (title, "item title"),
+            (author, "item author"),
+        ):
+            if value is not None and "\x00" in value:
+                raise SourceError(f"{what} contains a NUL character, which cannot be stored")
+        _storable(source.text, "source text")
+        for attempt in range(2):
+            try:
+                with self._write() as session:
+                    row = session.get(SourceRow, source.id)
+                    if row is None:
+                        session.add(_source_row(source))
+                    else:
+                        _check_same(_stored(row), source)
+                    item = session.get(ItemRow, source.id)
+                    if item is not None:
+                        return _item(item), False
+                    item = ItemRow(
+                        source_id=source.id,
+                        origin=origin,
+                        first_seen_at=seen_at,
+                        title=title,
+                        author=author,
+                        published_at=published_at,
+                    )
+                    session.add(item)
+                    session.flush()
+                    return _item(item), True
+            except _DuplicateError:
+                # A concurrent collector stored the same text first: the retry finds its rows.
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def get_item(self, source_id: str) -> Item:
+        """The item of this source; NotFoundError when it was never collected."""
+        with self._read() as session:
+            row = session.get(ItemRow, _known_id(source_id, "item"))
+            if row is None:
+                raise NotFoundError(f"no collected item with source id {source_id!r}")
+            return _item(row)
+
+    def list_items(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        source_ids: Sequence[str] | None = None,
+    ) -> list[Item]:
+        """Items first seen in [since, until), oldest first; only those of `source_ids` if given."""
+        _aware(since, "since")
+        _aware(until, "until")
+        query = (
+            select(ItemRow)
+            .where(ItemRow.first_seen_at >= since, ItemRow.first_seen_at < until)
+            .order_by(ItemRow.first_seen_at, ItemRow.source_id)
+        )
+        if source_ids is not None:
+            wanted = [s for s in dict.fromkeys(source_ids) if "\x00" not in s]
+            query = query.where(ItemRow.source_id.in_(wanted))
+        with self._read() as session:
+            return [_item(row) for row in session.scalars(query)]
+
+    def get_fetch_state(self, url: str) -> FetchState | None:
+        """What the last fetch of `url` (normalised) returned; None when it was never fetched."""
+        key = _fetch_key(url)
+        with self._read() as session:
+            row = session.get(FetchStateRow, key)
+            return None if row is None else _fetch_state(row)
+
+    def put_fetch_state(self, state: FetchState) -> FetchState:
+        """Record the last fetch of `state.url` (normalised), replacing what was there."""
+        key = _fetch_key(state.url)
+        _aware(state.fetched_at, "fetched_at")
+        for value, what in (
+            (state.etag, "etag"),
+            (state.last_modified, "last_modified"),
+            (state.entries, "feed entries"),
+        ):
+            _storable(value, what)
+        for attempt in range(2):
+            try:
+                with self._write() as session:
+                    if state.source_id is not None and (
+                        session.get(SourceRow, _known_id(state.source_id, "source")) is None
+                    ):
+                        raise NotFoundError(f"no source with id {state.source_id!r}")
+                    row = session.get(FetchStateRow, key)
+                    if row is None:
+                        row = FetchStateRow(url=key)
+                        session.add(row)
+                    row.etag = state.etag
+                    row.last_modified = state.last_modified
+                    row.source_id = state.source_id
+                    row.entries = state.entries
+                    row.fetched_at = state.fetched_at
+                    session.flush()
+                    return _fetch_state(row)
+            except _DuplicateError:
+                # A concurrent writer inserted this URL first: the retry updates its row.
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------ jobs
 
@@ -747,6 +935,54 @@ def _stored(row: SourceRow) -> StoredSource:
         text=row.text,
         created_at=row.created_at,
     )
+
+
+def _source_row(source: Source) -> SourceRow:
+    return SourceRow(
+        id=source.id,
+        sha256=source.sha256,
+        title=source.title,
+        path=source.path,
+        text=source.text,
+        chars=len(source.text),
+        created_at=_now(),
+    )
+
+
+def _item(row: ItemRow) -> Item:
+    return Item(
+        source_id=row.source_id,
+        origin=row.origin,
+        first_seen_at=row.first_seen_at,
+        title=row.title,
+        author=row.author,
+        published_at=row.published_at,
+    )
+
+
+def _fetch_state(row: FetchStateRow) -> FetchState:
+    return FetchState(
+        url=row.url,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        source_id=row.source_id,
+        entries=row.entries,
+        fetched_at=row.fetched_at,
+    )
+
+
+def _fetch_key(url: str) -> str:
+    from briefing.fetch import canonical_url  # the store needs no HTTP client otherwise
+
+    key = canonical_url(url)
+    if not key or "\x00" in key:
+        raise UserError(f"invalid URL {url!r}")
+    return key
+
+
+def _aware(value: datetime, what: str) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise UserError(f"{what} must carry a timezone (an aware datetime), got {value}")
 
 
 def _summary(row: SourceRow) -> SourceSummary:

@@ -391,8 +391,8 @@ def test_unknown_routes_and_methods_are_problems(client: TestClient) -> None:
 def test_store_failures_are_503_without_internals(client: TestClient) -> None:
     store: Store = client.app.state.store  # type: ignore[attr-defined]
     with store.engine.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE job_sources")
-        connection.exec_driver_sql("DROP TABLE sources")
+        for table in ("job_sources", "items", "fetch_state", "sources"):  # referrers first
+            connection.exec_driver_sql(f"DROP TABLE {table}")
     body = _problem(client.get("/v1/sources"), 503, "store-unavailable")
     assert "sources" not in body["detail"]
 
