@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -30,8 +31,10 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     and_,
     create_engine,
+    delete,
     event,
     or_,
     select,
@@ -48,14 +51,19 @@ from briefing.sources import Source
 __all__ = [
     "ACTIVE_STATUSES",
     "JOB_STATUSES",
+    "Delivery",
+    "DeliveryStatus",
     "FetchState",
     "Item",
     "Job",
     "JobStatus",
+    "RunStatus",
+    "ScheduleRun",
     "SourceInUseError",
     "SourcePage",
     "SourceSummary",
     "Store",
+    "StoredSchedule",
     "StoredSource",
     "make_engine",
     "normalise_url",
@@ -242,6 +250,85 @@ class FetchStateRow(Base):
     __table_args__ = (Index("ix_fetch_state_source_id", "source_id"),)
 
 
+class ScheduleRow(Base):
+    """A schedule defined through the API (file schedules are read from their file)."""
+
+    __tablename__ = "schedules"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    definition: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ScheduleRunRow(Base):
+    """One run of a schedule for one date; the unique key is what makes a run once a day.
+
+    `owner` and `lease_expires_at` are the claim of the process running it, so a run left
+    running by a process that died can be taken over; `collected_until` is where the next
+    run's window starts at the earliest.
+    """
+
+    __tablename__ = "schedule_runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    schedule: Mapped[str] = mapped_column(String(64))
+    run_date: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int]
+    owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    scheduled_at: Mapped[datetime | None]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    job_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("jobs.id", ondelete="SET NULL")
+    )
+    items: Mapped[int]
+    window_start: Mapped[datetime | None]
+    collected_until: Mapped[datetime | None]
+    warnings: Mapped[list[str]] = mapped_column(_JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('running', 'succeeded', 'empty', 'failed')",
+            name="ck_schedule_runs_status",
+        ),
+        UniqueConstraint("schedule", "run_date", name="uq_schedule_runs_schedule_run_date"),
+        Index("ix_schedule_runs_job_id", "job_id"),
+    )
+
+
+class DeliveryRow(Base):
+    """One destination of a run's briefing, with its attempts; failed ones are retried."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    run_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("schedule_runs.id", ondelete="CASCADE")
+    )
+    position: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(Text)
+    spec: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'delivered', 'failed')", name="ck_deliveries_status"
+        ),
+        UniqueConstraint("run_id", "position", name="uq_deliveries_run_id_position"),
+        Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+
 # ---------------------------------------------------------------- public models
 
 
@@ -290,6 +377,57 @@ class FetchState(BaseModel):
     source_id: str | None = None
     entries: list[dict[str, Any]] | None = None
     fetched_at: datetime
+
+
+RunStatus = Literal["running", "succeeded", "empty", "failed"]
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+
+
+class StoredSchedule(BaseModel):
+    """A schedule defined through the API, as stored (`definition` is a Schedule's JSON)."""
+
+    name: str
+    definition: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ScheduleRun(BaseModel):
+    """One run of a schedule for one date."""
+
+    id: str
+    schedule: str
+    run_date: date
+    status: RunStatus
+    attempt: int
+    owner: str | None
+    lease_expires_at: datetime | None
+    scheduled_at: datetime | None
+    started_at: datetime
+    finished_at: datetime | None
+    job_id: str | None
+    items: int
+    window_start: datetime | None
+    collected_until: datetime | None
+    warnings: list[str]
+    error: str | None
+
+
+class Delivery(BaseModel):
+    """One destination of a run's briefing and how delivering it went."""
+
+    id: str
+    run_id: str
+    position: int
+    kind: str
+    target: str
+    spec: dict[str, Any]
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    created_at: datetime
 
 
 class Job(BaseModel):
@@ -925,6 +1063,325 @@ class Store:
             raise NotFoundError(f"no job with id {job_id!r}")
         return row
 
+    # ------------------------------------------------------------ schedules (daily briefings)
+
+    def put_schedule(self, name: str, definition: dict[str, Any]) -> tuple[StoredSchedule, bool]:
+        """Create or replace the API-defined schedule `name`: (stored, created)."""
+        _storable(definition, "the schedule")
+        now = _now()
+        for _ in range(2):
+            try:
+                with self._write() as session:
+                    row = session.get(ScheduleRow, name, with_for_update=True)
+                    created = row is None
+                    if row is None:
+                        row = ScheduleRow(name=name, created_at=now)
+                        session.add(row)
+                    row.definition = definition
+                    row.updated_at = now
+                    session.flush()
+                    return _schedule(row), created
+            except _DuplicateError:
+                continue  # created by a concurrent writer: replace it on the second pass
+        raise StoreError(f"could not store schedule {name!r}: it kept changing under us")
+
+    def get_schedule(self, name: str) -> StoredSchedule:
+        """The API-defined schedule `name`; NotFoundError when there is none."""
+        with self._read() as session:
+            row = session.get(ScheduleRow, _known_id(name, "schedule"))
+            if row is None:
+                raise NotFoundError(f"no schedule named {name!r}")
+            return _schedule(row)
+
+    def list_schedules(self) -> list[StoredSchedule]:
+        """Every API-defined schedule, by name."""
+        with self._read() as session:
+            rows = session.scalars(select(ScheduleRow).order_by(ScheduleRow.name))
+            return [_schedule(row) for row in rows]
+
+    def delete_schedule(self, name: str) -> None:
+        """Delete the API-defined schedule `name` (its runs stay); NotFoundError if absent."""
+        with self._write() as session:
+            row = session.get(ScheduleRow, _known_id(name, "schedule"))
+            if row is None:
+                raise NotFoundError(f"no schedule named {name!r}")
+            session.delete(row)
+
+    def claim_run(
+        self,
+        schedule: str,
+        run_date: date,
+        owner: str,
+        *,
+        lease_s: float,
+        force: bool = False,
+        scheduled_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> tuple[ScheduleRun, bool]:
+        """Take the run of `schedule` for `run_date`: (run, claimed).
+
+        Not claimed when the date has a finished run (unless `force`) or a run whose
+        claim has not run out. A run whose process died (claim expired) is taken over.
+        """
+        now = now or _now()
+        _storable(owner, "the run owner")
+        for _ in range(2):
+            try:
+                with self._write() as session:
+                    row = session.scalars(
+                        select(ScheduleRunRow)
+                        .where(
+                            ScheduleRunRow.schedule == schedule,
+                            ScheduleRunRow.run_date == run_date,
+                        )
+                        .with_for_update()
+                    ).first()
+                    if row is None:
+                        row = ScheduleRunRow(
+                            id=uuid.uuid4().hex, schedule=schedule, run_date=run_date, attempt=0
+                        )
+                        session.add(row)
+                    else:
+                        held = row.lease_expires_at is not None and row.lease_expires_at > now
+                        if (row.status == "running" and held) or (
+                            row.status != "running" and not force
+                        ):
+                            return _schedule_run(row), False
+                        session.execute(delete(DeliveryRow).where(DeliveryRow.run_id == row.id))
+                    row.status = "running"
+                    row.attempt += 1
+                    row.owner = owner
+                    row.lease_expires_at = now + timedelta(seconds=lease_s)
+                    row.scheduled_at = scheduled_at
+                    row.started_at = now
+                    row.finished_at = None
+                    row.job_id = None
+                    row.items = 0
+                    row.window_start = None
+                    row.collected_until = None
+                    row.warnings = []
+                    row.error = None
+                    session.flush()
+                    return _schedule_run(row), True
+            except _DuplicateError:
+                continue  # another process inserted the key first: look at its run
+        raise StoreError(f"could not claim the run of {schedule!r} for {run_date}")
+
+    def renew_run(self, run_id: str, owner: str, *, lease_s: float) -> ScheduleRun:
+        """Extend the claim of a running run; ConflictError when `owner` no longer holds it."""
+        with self._write() as session:
+            row = self._owned_run(session, run_id, owner)
+            row.lease_expires_at = _now() + timedelta(seconds=lease_s)
+            session.flush()
+            return _schedule_run(row)
+
+    def finish_run(
+        self,
+        run_id: str,
+        owner: str,
+        status: Literal["succeeded", "empty", "failed"],
+        *,
+        job_id: str | None = None,
+        items: int = 0,
+        window_start: datetime | None = None,
+        collected_until: datetime | None = None,
+        warnings: Sequence[str] = (),
+        error: str | None = None,
+    ) -> ScheduleRun:
+        """Record how a run ended; ConflictError when `owner` no longer holds it."""
+        _storable(list(warnings), "the run's warnings")
+        _storable(error, "the run's error")
+        with self._write() as session:
+            row = self._owned_run(session, run_id, owner)
+            row.status = status
+            row.finished_at = _now()
+            row.lease_expires_at = None
+            row.job_id = job_id
+            row.items = items
+            row.window_start = window_start
+            row.collected_until = collected_until
+            row.warnings = list(warnings)
+            row.error = error
+            session.flush()
+            return _schedule_run(row)
+
+    @staticmethod
+    def _owned_run(session: Session, run_id: str, owner: str) -> ScheduleRunRow:
+        row = session.get(ScheduleRunRow, run_id, with_for_update=True)
+        if row is None:
+            raise NotFoundError(f"no schedule run with id {run_id!r}")
+        if row.status != "running" or row.owner != owner:
+            raise ConflictError(
+                f"run {run_id} of {row.schedule} for {row.run_date} is no longer held by this "
+                f"process (now {row.status})"
+            )
+        return row
+
+    def get_run(self, run_id: str) -> ScheduleRun:
+        """The run with this id; NotFoundError when there is none."""
+        with self._read() as session:
+            row = session.get(ScheduleRunRow, _known_id(run_id, "run"))
+            if row is None:
+                raise NotFoundError(f"no schedule run with id {run_id!r}")
+            return _schedule_run(row)
+
+    def find_run(self, schedule: str, run_date: date) -> ScheduleRun | None:
+        """The run of `schedule` for `run_date`, if there is one."""
+        with self._read() as session:
+            row = session.scalars(
+                select(ScheduleRunRow).where(
+                    ScheduleRunRow.schedule == schedule, ScheduleRunRow.run_date == run_date
+                )
+            ).first()
+            return _schedule_run(row) if row is not None else None
+
+    def last_run(
+        self, schedule: str, *, before: date | None = None, finished: bool = True
+    ) -> ScheduleRun | None:
+        """The latest run of `schedule` (before `before`; with `finished`, only runs that
+        succeeded or found nothing new)."""
+        query = select(ScheduleRunRow).where(ScheduleRunRow.schedule == schedule)
+        if before is not None:
+            query = query.where(ScheduleRunRow.run_date < before)
+        if finished:
+            query = query.where(ScheduleRunRow.status.in_(("succeeded", "empty")))
+        with self._read() as session:
+            row = session.scalars(query.order_by(ScheduleRunRow.run_date.desc()).limit(1)).first()
+            return _schedule_run(row) if row is not None else None
+
+    def list_runs(
+        self, schedule: str, *, limit: int = 50, before: date | None = None
+    ) -> list[ScheduleRun]:
+        """Runs of `schedule`, latest date first (dates before `before` only, when given)."""
+        query = select(ScheduleRunRow).where(ScheduleRunRow.schedule == schedule)
+        if before is not None:
+            query = query.where(ScheduleRunRow.run_date < before)
+        query = query.order_by(ScheduleRunRow.run_date.desc()).limit(min(limit, MAX_PAGE))
+        with self._read() as session:
+            return [_schedule_run(row) for row in session.scalars(query)]
+
+    def add_finished_job(
+        self,
+        job_id: str,
+        request: dict[str, Any],
+        source_ids: Sequence[str],
+        *,
+        result: dict[str, Any],
+        kind: str = "briefing",
+    ) -> Job:
+        """Record a briefing built outside the job queue (a daily run) as a succeeded job."""
+        _storable(request, "the job request")
+        _storable(result, "the briefing")
+        now = _now()
+        with self._write() as session:
+            row = JobRow(
+                id=job_id,
+                kind=kind,
+                status="succeeded",
+                request=request,
+                request_sha256=_request_hash(request),
+                idempotency_key=None,
+                result=result,
+                error=None,
+                progress=None,
+                attempts=1,
+                cancel_requested=False,
+                worker_id=None,
+                lease_expires_at=None,
+                created_at=now,
+                updated_at=now,
+                started_at=now,
+                finished_at=now,
+            )
+            session.add(row)
+            session.flush()
+            for source_id in dict.fromkeys(source_ids):
+                session.add(JobSourceRow(job_id=job_id, source_id=source_id))
+            session.flush()
+            return _job(session, row)
+
+    def add_delivery(
+        self, run_id: str, position: int, kind: str, target: str, spec: dict[str, Any]
+    ) -> Delivery:
+        """Record a destination of a run's briefing, not yet attempted."""
+        _storable(spec, "the delivery")
+        _storable(target, "the delivery target")
+        with self._write() as session:
+            row = DeliveryRow(
+                id=uuid.uuid4().hex,
+                run_id=run_id,
+                position=position,
+                kind=kind,
+                target=target,
+                spec=spec,
+                status="pending",
+                attempts=0,
+                last_error=None,
+                next_attempt_at=None,
+                delivered_at=None,
+                created_at=_now(),
+            )
+            session.add(row)
+            session.flush()
+            return _delivery(row)
+
+    def finish_delivery(
+        self,
+        delivery_id: str,
+        status: DeliveryStatus,
+        *,
+        error: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> Delivery:
+        """Record one attempt: delivered, pending (retried at `next_attempt_at`) or failed."""
+        _storable(error, "the delivery error")
+        with self._write() as session:
+            row = session.get(DeliveryRow, delivery_id, with_for_update=True)
+            if row is None:
+                raise NotFoundError(f"no delivery with id {delivery_id!r}")
+            row.attempts += 1
+            row.status = status
+            row.last_error = error
+            row.next_attempt_at = next_attempt_at if status == "pending" else None
+            if status == "delivered":
+                row.delivered_at = _now()
+            session.flush()
+            return _delivery(row)
+
+    def claim_due_deliveries(
+        self, now: datetime, *, lease_s: float, limit: int = 20
+    ) -> list[Delivery]:
+        """Pending deliveries due by `now`, pushed `lease_s` ahead so no other process takes
+        them while this one tries."""
+        with self._write() as session:
+            rows = list(
+                session.scalars(
+                    select(DeliveryRow)
+                    .where(
+                        DeliveryRow.status == "pending",
+                        DeliveryRow.next_attempt_at.is_not(None),
+                        DeliveryRow.next_attempt_at <= now,
+                    )
+                    .order_by(DeliveryRow.next_attempt_at, DeliveryRow.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            for row in rows:
+                row.next_attempt_at = now + timedelta(seconds=lease_s)
+            session.flush()
+            return [_delivery(row) for row in rows]
+
+    def list_deliveries(self, run_id: str) -> list[Delivery]:
+        """The deliveries of a run, in the schedule's order."""
+        with self._read() as session:
+            rows = session.scalars(
+                select(DeliveryRow)
+                .where(DeliveryRow.run_id == run_id)
+                .order_by(DeliveryRow.position)
+            )
+            return [_delivery(row) for row in rows]
+
 
 def _stored(row: SourceRow) -> StoredSource:
     return StoredSource(
@@ -1038,4 +1495,25 @@ def _job(session: Session, row: JobRow) -> Job:
         updated_at=row.updated_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
+    )
+
+
+def _schedule(row: ScheduleRow) -> StoredSchedule:
+    return StoredSchedule(
+        name=row.name,
+        definition=row.definition,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _schedule_run(row: ScheduleRunRow) -> ScheduleRun:
+    return ScheduleRun.model_validate(
+        {column.key: getattr(row, column.key) for column in ScheduleRunRow.__table__.columns}
+    )
+
+
+def _delivery(row: DeliveryRow) -> Delivery:
+    return Delivery.model_validate(
+        {column.key: getattr(row, column.key) for column in DeliveryRow.__table__.columns}
     )
