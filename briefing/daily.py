@@ -286,7 +286,8 @@ def _run(
     failed = [d for d in deliveries if d.status != "delivered"]
     message = f"{schedule.name} {day}: briefing {job_id} of {len(fresh)} new item(s)"
     for delivery in deliveries:
-        message += f"\n  {delivery.kind} {delivery.target}: {delivery.status}"
+        where = "" if delivery.kind == "store" else f" {delivery.target}"
+        message += f"\n  {delivery.kind}{where}: {delivery.status}"
         if delivery.last_error:
             message += f" ({delivery.last_error})"
     if failed:
