@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from news_site import NewsSite
 from store_databases import BACKENDS, database_url
 from test_delivery import Reply, receiver  # noqa: F401  (the webhook receiver fixture)
 
@@ -222,6 +223,45 @@ def test_a_build_failure_fails_the_run_with_the_reason(
     assert not (tmp_path / "out").exists()
     # A failed run may be run again without --force? No: the date has its run.
     assert run_schedule(schedule(tmp_path), store, settings, now=T0).status == "skipped"
+
+
+def test_a_feed_day_end_to_end_over_http(
+    tmp_path: Path,
+    store: Store,
+    settings: Settings,
+    receiver: Callable[..., Any],  # noqa: F811
+) -> None:
+    hook = receiver()
+    with NewsSite() as site:
+        for name in ("harbour", "council", "ferry"):
+            site.serve_fixture(f"/news/{name}.html", f"{name}.html", etag=f'"{name}-1"')
+        site.serve_fixture(
+            "/feeds/rss.xml", "rss.xml", content_type="application/rss+xml", etag='"rss-1"'
+        )
+        daily = schedule(
+            tmp_path,
+            sources=[{"kind": "feed", "url": site.url("/feeds/rss.xml")}],
+            deliver=[{"kind": "webhook", "url": hook.url}, {"kind": "dir", "path": "out"}],
+        )
+        outcome = run_schedule(daily, store, settings, now=T0)
+        # The next morning the feed is unchanged (304): nothing new, nothing fetched whole.
+        quiet = run_schedule(daily, store, settings, now=T0 + timedelta(days=1))
+
+    assert outcome.status == "succeeded", outcome.message
+    assert outcome.briefing is not None
+    titles = sorted(s.title for s in outcome.briefing.sources)
+    assert titles == [
+        "Council approves new school on the old rope works site",
+        "Ferry timetable changes from Monday",
+        "Harbour reopens after storm repairs",
+    ]
+    # The entry without a link is a warning; the others are briefed.
+    assert any("link" in w for w in outcome.briefing.warnings if w.startswith("source failed"))
+    [delivered] = hook.requests
+    assert json.loads(delivered.body)["id"] == outcome.briefing.id
+    assert (tmp_path / "out" / "morning-2026-11-20.md").exists()
+    assert quiet.status == "empty"
+    assert site.hits_for("/feeds/rss.xml")[-1].headers.get("if-none-match") == '"rss-1"'
 
 
 # ---------------------------------------------------------------- deliveries
