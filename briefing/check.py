@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, WithJsonSchema, field_validator
 
 from briefing.errors import ConfigError, LLMError, UserError
 from briefing.usage import Usage
@@ -56,7 +56,8 @@ class CheckInputError(UserError):
 class CheckPair(BaseModel):
     """One (document, claim) pair to check; other fields of an input line are ignored."""
 
-    id: str
+    # Integer ids are read as text (below), so the schema offers both.
+    id: Annotated[str, WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}]})]
     document: str
     claim: str
 
@@ -71,6 +72,16 @@ class CheckPair(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("is empty")
+        return value
+
+    @field_validator("claim")
+    @classmethod
+    def _has_words(cls, value: str) -> str:
+        from briefing.lexical import has_words
+
+        # Punctuation or symbols alone ("-", ":") state nothing a document could support.
+        if not has_words(value):
+            raise ValueError("has no words to check")
         return value
 
 
@@ -526,9 +537,11 @@ def claim_pair(claim: Claim, texts: dict[str, str]) -> CheckPair | None:
     alone, not the whole source: a claim true elsewhere in the source but not where it points
     is a wrong citation, and is reported as unsupported.
     """
+    from briefing.lexical import has_words
+
     quotes = [texts[c.source_id][c.start : c.end] for c in claim.citations if c.source_id in texts]
     quotes = [q for q in quotes if q.strip()]
-    if not quotes or not claim.text.strip():
+    if not quotes or not has_words(claim.text):
         return None
     return CheckPair(id=claim.id, document="\n".join(quotes), claim=claim.text)
 

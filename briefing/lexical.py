@@ -44,6 +44,7 @@ __all__ = [
     "IndexedDocument",
     "LexicalScore",
     "claim_features",
+    "has_words",
     "score_claim",
     "split_sentences",
 ]
@@ -754,6 +755,11 @@ class LexicalScore:
     contradiction: bool
     #: The model's inputs (`FEATURES`) and diagnostics, by name.
     features: dict[str, float]
+
+
+def has_words(text: str) -> bool:
+    """Whether `text` has a word or number to check; `score_claim` needs a claim that does."""
+    return _TOKEN.search(normalize(text)) is not None
 
 
 def _claim_analysis(

@@ -738,3 +738,14 @@ def test_metrics_count_failures(make_service: MakeService, fake_server: FakeOpen
     assert _metric(text, "briefing_errors_total", kind="job_failed") == 1
     assert _metric(text, "briefing_llm_calls_total", model=TEST_MODEL, outcome="error") == 1
     assert _metric(text, "briefing_errors_total", kind="llm_error") == 1
+
+
+@pytest.mark.parametrize("since", ["0.5", "1700000000", "1e9", "2026-01-01T00:00:00"])
+def test_since_must_be_an_iso_time_with_a_zone(make_service: MakeService, since: str) -> None:
+    service = make_service(run_jobs=False)
+    problem = _problem(
+        service.client.get("/v1/briefings", params={"since": since}), 422, "validation"
+    )
+    assert "since" in str(problem)
+    ok = service.client.get("/v1/briefings", params={"since": "2026-01-01T00:00:00Z"})
+    assert ok.status_code == 200

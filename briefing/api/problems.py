@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from briefing.errors import (
     BriefingError,
@@ -60,7 +64,8 @@ log = logging.getLogger("briefing.api")
 
 
 class Problem(BaseModel):
-    """An RFC 9457 problem document; extension members are allowed."""
+    """An RFC 9457 problem document; extension members (such as `errors` of a validation
+    problem, or `limit` and `maximum` of an exceeded limit) are allowed."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -152,11 +157,39 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, "validation", 422, f"invalid request: {where}", errors=errors)
 
 
+_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
+
+
+@functools.lru_cache(maxsize=256)
+def _path_pattern(template: str) -> re.Pattern[str]:
+    pattern, _, _ = compile_path(template)
+    return pattern
+
+
+def _allowed_methods(request: Request, given: str | None) -> str | None:
+    """The methods of every documented operation on the request's path, and `given`."""
+    methods = {m.strip().upper() for m in (given or "").split(",") if m.strip()}
+    path = request.scope.get("path", "")
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if _path_pattern(template).match(path):
+            methods.update(m.upper() for m in operations if m.upper() in _METHODS)
+    if "GET" in methods:
+        methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
+    return ", ".join(sorted(methods)) or None
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     slug = _BY_STATUS.get(exc.status_code, "http-error")
     detail = exc.detail if isinstance(exc.detail, str) else None
-    return problem_response(request, slug, exc.status_code, detail, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        # Starlette's Allow names the methods of the first route of the path only; a path
+        # served by several routes (GET and POST /v1/sources) accepts them all.
+        allowed = _allowed_methods(request, (headers or {}).get("Allow"))
+        if allowed:
+            headers = {**(headers or {}), "Allow": allowed}
+    return problem_response(request, slug, exc.status_code, detail, headers=headers)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -164,9 +197,45 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, "internal", 500, TITLES["internal"])
 
 
+_PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def _document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Declare in an OpenAPI document that every operation's errors are problem documents."""
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = Problem.model_json_schema()
+    for path_item in openapi.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            # Any operation may meet a missing key (401), a body over the limit (413) or a
+            # database that is down (503), besides the errors of its own.
+            for status in ("4XX", "5XX"):
+                responses.setdefault(status, {"description": "A problem document (RFC 9457)"})
+            for status, response in responses.items():
+                if status[:1] in ("4", "5"):
+                    # FastAPI's own 422 promises {"detail": [...]} as application/json;
+                    # the handlers above answer every error, that one too, as a problem.
+                    responses[status] = {**response, "content": _PROBLEM_CONTENT}
+    # FastAPI's validation error schemas, now referenced by nothing.
+    for name in ("HTTPValidationError", "ValidationError"):
+        rest = {k: v for k, v in schemas.items() if k != name}
+        if f'"#/components/schemas/{name}"' not in json.dumps([openapi.get("paths"), rest]):
+            schemas.pop(name, None)
+    return openapi
+
+
 def install(app: FastAPI) -> None:
-    """Route every error of `app` through problem details."""
+    """Route every error of `app` through problem details, and say so in its OpenAPI."""
     app.add_exception_handler(BriefingError, _briefing_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # FastAPI caches the document in app.openapi_schema; it is amended once.
+        if app.openapi_schema is None:
+            app.openapi_schema = _document_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

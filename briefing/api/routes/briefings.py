@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from briefing.api.deps import SettingsDep, StoreDep
 from briefing.api.surrogates import reject_lone_surrogates
@@ -119,6 +120,22 @@ class JobPage(BaseModel):
 
     items: list[JobPublic]
     next_cursor: str | None = None
+
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic reads a bare number as Unix time; `since` is documented as ISO 8601, and a
+    # client sending 0.5 more likely made a mistake than meant 1970.
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        raise ValueError(
+            "expected an ISO 8601 date-time with a time zone, e.g. 2026-11-22T07:00:00Z"
+        )
+    return value
+
+
+Since = Annotated[AwareDatetime | None, BeforeValidator(_iso_only)]
 
 
 def _location(job_id: str) -> str:
@@ -254,7 +271,9 @@ async def create_briefing(
 @router.get("", response_model=JobPage)
 def list_briefings(
     store: StoreDep,
-    since: Annotated[datetime | None, Query(description="Only jobs created at or after.")] = None,
+    since: Annotated[
+        Since, Query(description="Only jobs created at or after (ISO 8601, with a time zone).")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     status: Annotated[list[JobStatus] | None, Query()] = None,
