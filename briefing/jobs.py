@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from briefing.calllog import CallLog, CallRecorder, CallRecorders
 from briefing.config import Settings
 from briefing.errors import BriefingError, ConflictError, LLMError, NotFoundError, StoreError
+from briefing.llm import litellm_module
 from briefing.metrics import ServiceMetrics
 from briefing.pipeline import build_briefing
 from briefing.schema import Briefing
@@ -141,6 +142,7 @@ class JobRunner:
         self._changed = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
+        self._warm: asyncio.Task[Any] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._call_log: CallLog | None = None
         self._recorder: CallRecorder | None = None
@@ -170,6 +172,10 @@ class JobRunner:
         self._recorder = CallRecorders(*recorders) if recorders else None
         await self._recover()
         self._loop_task = asyncio.create_task(self._claim_loop(), name="briefing-job-claims")
+        if not self.settings.is_extractive or self.settings.model_list:
+            # litellm takes seconds to import; do it now, beside the first requests, rather
+            # than in front of the first job's first model call.
+            self._warm = asyncio.create_task(asyncio.to_thread(litellm_module), name="warm-up")
 
     def notify(self) -> None:
         """Look for queued jobs now (a job was just submitted), not at the next poll."""
