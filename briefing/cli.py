@@ -445,10 +445,17 @@ def serve(host: str, port: int, database_url: str | None, log_level: str) -> Non
     from briefing.store import redacted_url
 
     logging.basicConfig(level=log_level.upper(), format="%(message)s", stream=sys.stderr)
-    # Alembic narrates every migration context at INFO, /readyz included.
+    # Alembic narrates every migration context at INFO, /readyz included; APScheduler
+    # every firing (the scheduler logs each run itself).
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         settings = _settings(database_url=database_url)
+        if settings.schedules_file is not None:
+            from briefing.schedules import load_schedules
+
+            # A broken file fails the start with its reasons, not the first reload.
+            load_schedules(settings.schedules_file)
         revision = upgrade(settings.store_url)
         app = create_app(settings)
     except BriefingError as exc:

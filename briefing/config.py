@@ -34,6 +34,22 @@ def _networks(raw: str | None) -> list[IPv4Network | IPv6Network]:
     return networks
 
 
+def _roots(raw: str | None) -> list[Path]:
+    roots: list[Path] = []
+    for item in (raw or "").split(","):
+        if item.strip():
+            root = Path(item.strip()).expanduser()
+            if not root.is_absolute():
+                raise ValueError(
+                    f"schedule_roots: {item.strip()!r} is not an absolute folder "
+                    "(BRIEFING_SCHEDULE_ROOTS takes comma-separated absolute paths)"
+                )
+            # Resolved once here, so a root that is (or lies under) a symlink compares
+            # with the resolved paths of the schedules.
+            roots.append(root.resolve())
+    return roots
+
+
 class Settings(BaseSettings):
     """Every tunable of the pipeline; CLI flags override environment variables."""
 
@@ -195,6 +211,17 @@ class Settings(BaseSettings):
         validation_alias="BRIEFING_SCHEDULES",
         description="TOML file of [[schedule]] tables (daily briefings); none when unset.",
     )
+    schedule_roots: str | None = Field(
+        default=None,
+        description="Comma-separated absolute folders that schedules defined through the API "
+        "may read (folder sources) and write (dir deliveries) in; none when unset, so such "
+        "schedules are refused. The schedules file is trusted and not limited.",
+    )
+    scheduler: bool = Field(
+        default=True,
+        description="Run the daily-briefing schedules inside `briefing serve`; off: only "
+        "`briefing daily run` (from cron or a timer) runs them.",
+    )
     delivery_max_attempts: int = Field(
         default=5,
         ge=1,
@@ -227,6 +254,7 @@ class Settings(BaseSettings):
                 f"({self.job_lease_s}), or running jobs lose their lease"
             )
         _networks(self.fetch_allowed_networks)  # a bad network fails at start, not mid-run
+        _roots(self.schedule_roots)
         return self
 
     @property
@@ -255,6 +283,11 @@ class Settings(BaseSettings):
     def fetch_network_list(self) -> list[IPv4Network | IPv6Network]:
         """The non-public networks fetches may reach anyway (`fetch_allowed_networks`)."""
         return _networks(self.fetch_allowed_networks)
+
+    @property
+    def schedule_root_list(self) -> list[Path]:
+        """The folders API-defined schedules may use (`schedule_roots`), resolved."""
+        return _roots(self.schedule_roots)
 
     @property
     def is_extractive(self) -> bool:

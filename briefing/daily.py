@@ -33,7 +33,14 @@ from briefing.delivery import (
     deliver_webhook,
     public_url,
 )
-from briefing.errors import BriefingError, ConfigError, DeliveryError, NotFoundError, StoreError
+from briefing.errors import (
+    BriefingError,
+    ConfigError,
+    ConflictError,
+    DeliveryError,
+    NotFoundError,
+    StoreError,
+)
 from briefing.jobs import BriefingRequest, job_settings
 from briefing.pipeline import build_briefing_sync
 from briefing.schedules import Schedule, load_schedules
@@ -191,10 +198,13 @@ def run_schedule(
         except Exception as exc:  # a bug: recorded, so the run is not left "running"
             log.exception("run %s of %s failed unexpectedly", run.id, schedule.name)
             error = f"internal error ({type(exc).__name__}); the log has the details"
-        finished = store.finish_run(run.id, owner, "failed", error=error)
-        return RunOutcome(
-            schedule.name, day, "failed", f"{schedule.name} {day}: failed: {error}", run=finished
-        )
+        message = f"{schedule.name} {day}: failed: {error}"
+        try:
+            finished = store.finish_run(run.id, owner, "failed", error=error)
+        except ConflictError:
+            # The claim ran out and another process took the run over: it records the end.
+            return RunOutcome(schedule.name, day, "failed", f"{message} (claim lost)", run=run)
+        return RunOutcome(schedule.name, day, "failed", message, run=finished)
 
 
 def _when(moment: datetime | None) -> str:

@@ -27,18 +27,21 @@ import re
 import tomllib
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from briefing.collectors import CollectorSpec
+from briefing.collectors import CollectorSpec, FolderSpec
 from briefing.config import EXTRACTIVE
-from briefing.delivery import DeliverySpec, StoreDelivery
+from briefing.delivery import DeliverySpec, DirDelivery, StoreDelivery
 from briefing.errors import ConfigError, PromptError, UserError
 from briefing.jobs import BriefingOptions
-from briefing.prompts import parse_ref
+from briefing.prompts import PromptLibrary, parse_ref
+
+if TYPE_CHECKING:
+    from briefing.config import Settings
 
 __all__ = [
     "MAX_WINDOW",
@@ -48,6 +51,7 @@ __all__ = [
     "next_run",
     "run_date",
     "trigger",
+    "untrusted_problems",
     "window_start",
 ]
 
@@ -349,6 +353,83 @@ def run_date(schedule: Schedule, scheduled_at: datetime) -> date:
 def window_start(schedule: Schedule, scheduled_at: datetime) -> datetime:
     """The start of the run's window: items first seen before it are not new."""
     return _aware(scheduled_at, "scheduled_at") - schedule.window_delta
+
+
+# --- schedules from untrusted clients -------------------------------------------------------
+
+#: Where a problem lies in a schedule (as pydantic locates errors) and what it is.
+Problem = tuple[tuple[str | int, ...], str]
+_ROOTS_SETTING = "BRIEFING_SCHEDULE_ROOTS"
+
+
+def untrusted_problems(schedule: Schedule, settings: Settings) -> list[Problem]:
+    """Why this service refuses `schedule` from a client of the API; empty when it may run.
+
+    The schedules file is the operator's and trusted; a schedule from the API may only
+    read and write files inside `schedule_roots` (resolved, so neither `..` nor a symlink
+    leads out), use a model the service offers and a prompt it has.
+    """
+    from briefing.engines import offered_models
+
+    problems: list[Problem] = []
+    roots = settings.schedule_root_list
+    for index, source in enumerate(schedule.sources):
+        if isinstance(source, FolderSpec):
+            where: tuple[str | int, ...] = ("sources", index, source.kind)
+            problems += _path_problems((*where, "path"), source.path, roots, "read")
+            pattern = PurePath(source.glob)
+            if pattern.is_absolute() or ".." in pattern.parts:
+                message = "must be a pattern inside the folder (no '..', not absolute)"
+                problems.append(((*where, "glob"), message))
+    for index, spec in enumerate(schedule.deliver):
+        if isinstance(spec, DirDelivery):
+            location = ("deliver", index, spec.kind, "path")
+            problems += _path_problems(location, spec.path, roots, "write")
+    model = EXTRACTIVE if schedule.model.strip().lower() == EXTRACTIVE else schedule.model
+    offered = offered_models(settings)
+    if model not in offered:
+        problems.append(
+            (
+                ("model",),
+                f"model {schedule.model!r} is not offered by this service; use one of "
+                f"{offered} (GET /v1/models lists them)",
+            )
+        )
+    if schedule.prompt is not None:
+        try:
+            PromptLibrary(settings.prompts_dir).get(schedule.prompt)
+        except PromptError as exc:
+            problems.append((("prompt",), str(exc)))
+    return problems
+
+
+def _path_problems(
+    location: tuple[str | int, ...], path: str, roots: list[Path], verb: str
+) -> list[Problem]:
+    if not roots:
+        return [
+            (
+                location,
+                f"schedules defined through the API may {verb} files only inside the folders "
+                f"of {_ROOTS_SETTING}, and this service sets none",
+            )
+        ]
+    given = Path(path)
+    try:
+        # resolve() follows every symlink and folds '..', so the check is on where the
+        # files really are; a path that does not exist yet resolves as far as it does.
+        inside = given.is_absolute() and any(given.resolve().is_relative_to(root) for root in roots)
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop
+        inside = False
+    if inside:
+        return []
+    # Neither the resolved path nor the roots are shown: they would map the server's disk.
+    return [
+        (
+            location,
+            f"{path!r} must be an absolute path inside one of the folders of {_ROOTS_SETTING}",
+        )
+    ]
 
 
 # --- files ----------------------------------------------------------------------------------

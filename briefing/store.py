@@ -1065,8 +1065,13 @@ class Store:
 
     # ------------------------------------------------------------ schedules (daily briefings)
 
-    def put_schedule(self, name: str, definition: dict[str, Any]) -> tuple[StoredSchedule, bool]:
-        """Create or replace the API-defined schedule `name`: (stored, created)."""
+    def put_schedule(
+        self, name: str, definition: dict[str, Any], *, replace: bool = True
+    ) -> tuple[StoredSchedule, bool]:
+        """Create or replace the API-defined schedule `name`: (stored, created).
+
+        With `replace=False` an existing schedule is left alone: ConflictError.
+        """
         _storable(definition, "the schedule")
         now = _now()
         for _ in range(2):
@@ -1074,6 +1079,8 @@ class Store:
                 with self._write() as session:
                     row = session.get(ScheduleRow, name, with_for_update=True)
                     created = row is None
+                    if row is not None and not replace:
+                        raise ConflictError(f"a schedule named {name!r} already exists")
                     if row is None:
                         row = ScheduleRow(name=name, created_at=now)
                         session.add(row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,10 +12,20 @@ from briefing import __version__
 from briefing.api import problems
 from briefing.api.deps import ApiKeyDep
 from briefing.api.middleware import BodyLimit, RequestContext
-from briefing.api.routes import briefings, check, health, metrics, models, prompts, sources
+from briefing.api.routes import (
+    briefings,
+    check,
+    health,
+    metrics,
+    models,
+    prompts,
+    schedules,
+    sources,
+)
 from briefing.config import Settings
 from briefing.jobs import JobRunner
 from briefing.metrics import ServiceMetrics
+from briefing.scheduler import DailyScheduler
 from briefing.store import Store
 
 
@@ -24,7 +35,8 @@ def create_app(
     """The service over `settings` (from the environment when None) and `store`.
 
     With `run_jobs` (and `settings.job_workers` above 0) the app's lifespan runs a worker
-    that builds queued briefings; without it jobs wait for a process that does.
+    that builds queued briefings; without it jobs wait for a process that does. With
+    `run_jobs` and `settings.scheduler` it also runs the daily-briefing schedules.
     Migrations are not run here: `briefing serve` runs them before it starts the app, and
     /readyz reports a database that is behind.
     """
@@ -43,11 +55,20 @@ def create_app(
         if runner is not None:
             await runner.start()
         app.state.runner = runner
+        daily = DailyScheduler(store, settings) if run_jobs and settings.scheduler else None
+        app.state.scheduler = daily
         try:
+            if daily is not None:
+                await asyncio.to_thread(daily.start)
             yield
         finally:
+            stopping = []
+            if daily is not None:
+                stopping.append(asyncio.to_thread(daily.stop))
             if runner is not None:
-                await runner.stop()
+                stopping.append(runner.stop())
+            # Side by side, so daily runs and jobs share one grace period.
+            await asyncio.gather(*stopping)
             if owned:  # a store handed in belongs to the caller
                 store.close()
 
@@ -67,7 +88,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics.router)
     v1 = APIRouter(dependencies=[ApiKeyDep])
-    for module in (sources, briefings, check, prompts, models):
+    for module in (sources, briefings, check, prompts, models, schedules):
         v1.include_router(module.router)
     app.include_router(v1)
 
