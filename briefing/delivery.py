@@ -44,6 +44,7 @@ from briefing.config import Settings
 from briefing.errors import DeliveryError
 from briefing.fetch import AddressPolicy, system_resolver
 from briefing.render import to_json, to_markdown
+from briefing.retry_after import retry_after_seconds
 from briefing.schema import Briefing
 
 if TYPE_CHECKING:
@@ -448,17 +449,4 @@ def _check_address(url: str, policy: AddressPolicy) -> None:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return retry_after_seconds(response.headers.get("retry-after"))

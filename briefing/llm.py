@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from briefing.calllog import CallRecord, CallRecorder
 from briefing.errors import ConfigError, ModelOutputError, ProviderError
+from briefing.retry_after import retry_after_seconds
 from briefing.usage import Usage
 
 if TYPE_CHECKING:
@@ -350,20 +351,7 @@ def _retry_after(exc: Exception) -> float | None:
         headers = getattr(response, "headers", None)
     if not headers:
         return None
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return retry_after_seconds(headers.get("retry-after"))
 
 
 def _parse(raw: str, finish_reason: str | None, model: type[T]) -> T:
