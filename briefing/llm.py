@@ -246,6 +246,7 @@ class LLMClient:
             attempt=attempt,
             latency_ms=0.0,
         )
+        error: ProviderError | None
         async with self._semaphore:
             started = time.perf_counter()
             try:
@@ -264,9 +265,12 @@ class LLMClient:
                 error = self._translate(exc)
                 record.latency_ms = (time.perf_counter() - started) * 1000
                 record.error = f"{error.kind}: {error}"
-                self._log(record)
-                raise error from None
-            record.latency_ms = (time.perf_counter() - started) * 1000
+            else:
+                error = None
+                record.latency_ms = (time.perf_counter() - started) * 1000
+        if error is not None:
+            await self._log(record)
+            raise error
         choice = response.choices[0]
         content = choice.message.content or ""
         usage_obj = getattr(response, "usage", None)
@@ -280,15 +284,17 @@ class LLMClient:
         record.output_tokens = output_tokens
         record.cost_usd = cost
         record.finish_reason = choice.finish_reason
-        self._log(record)
+        await self._log(record)
         usage = Usage(
             calls=1, input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost
         )
         return content, choice.finish_reason, usage
 
-    def _log(self, record: CallRecord) -> None:
+    async def _log(self, record: CallRecord) -> None:
         if self.call_log is not None:
-            self.call_log.record(record)
+            # A commit to the SQLite log takes milliseconds; on a worker thread it does not
+            # hold up the event loop, which meanwhile sends and reads the other requests.
+            await asyncio.to_thread(self.call_log.record, record)
 
     def _translate(self, exc: Exception) -> ProviderError:
         """Map a litellm (or provider SDK) exception onto ProviderError."""

@@ -135,8 +135,7 @@ class MapReduce:
         """Map every chunk, condense until the claims fit, then reduce."""
         labels = {s.id: f"[{n}]" for n, s in enumerate(sources, start=1)}
         self._order = {s.id: n for n, s in enumerate(sources)}
-        chunks = [(source, chunk) for source in sources for chunk in self._chunks(source)]
-        claims = await self._map(chunks, labels)
+        claims = await self._map(sources, labels)
         if not claims:
             raise LLMError(
                 "the model extracted no claim with a valid citation from any source; "
@@ -145,13 +144,16 @@ class MapReduce:
         claims = await self._condense_until_fits(claims, sources, labels)
         return await self._reduce(claims, sources, labels)
 
-    def _chunks(self, source: Source) -> list[Chunk]:
+    def _chunk_budget(self) -> tuple[int, int]:
+        """(chunk size, overlap) in tokens that leave room for the map prompt and answer."""
         window = self.client.context_tokens()
         prompt_cost = (
             int(self.map_prompt.model_parameters.get("max_tokens", 1024)) + _MAP_TEMPLATE_TOKENS
         )
         size = min(self.settings.chunk_tokens, max(64, window - prompt_cost - _SAFETY_TOKENS))
-        overlap = min(self.settings.chunk_overlap_tokens, size // 4)
+        return size, min(self.settings.chunk_overlap_tokens, size // 4)
+
+    def _chunks(self, source: Source, size: int, overlap: int) -> list[Chunk]:
         return chunk_sentences(
             segment(source),
             encoding=self.settings.encoding,
@@ -159,12 +161,17 @@ class MapReduce:
             overlap_tokens=overlap,
         )
 
-    async def _map(
-        self, chunks: list[tuple[Source, Chunk]], labels: dict[str, str]
-    ) -> list[_Claim]:
+    async def _map(self, sources: list[Source], labels: dict[str, str]) -> list[_Claim]:
+        """Chunk the sources one by one and map each chunk as soon as it exists.
+
+        Segmenting is CPU work of tens of milliseconds a source; done on a worker thread
+        while earlier chunks are with the model, it is off the critical path instead of
+        all of it coming before the first request. `total` grows until the last source is
+        chunked.
+        """
         self._use(self.map_prompt)
-        done = 0
-        self.progress("map", 0, len(chunks))
+        done = total = 0
+        size, overlap = self._chunk_budget()
 
         async def one(source: Source, chunk: Chunk) -> list[tuple[str, list[Citation]]]:
             nonlocal done
@@ -185,7 +192,7 @@ class MapReduce:
                 return []
             finally:
                 done += 1
-                self.progress("map", done, len(chunks))
+                self.progress("map", done, total)
             self.usage += result.usage
             shown = {f"S{n}": s for n, s in enumerate(chunk.sentences, 1)}
             out = []
@@ -199,11 +206,21 @@ class MapReduce:
                     out.append((claim.text.strip(), cites))
             return out
 
-        results = await _all([one(source, chunk) for source, chunk in chunks])
+        mapped: list[tuple[Source, asyncio.Task[list[tuple[str, list[Citation]]]]]] = []
+        try:
+            async with asyncio.TaskGroup() as group:
+                for source in sources:
+                    chunks = await asyncio.to_thread(self._chunks, source, size, overlap)
+                    mapped += [(source, group.create_task(one(source, c))) for c in chunks]
+                    total += len(chunks)
+                    self.progress("map", done, total)
+        except BaseExceptionGroup as group_error:
+            # Callers handle BriefingError, not ExceptionGroup.
+            raise group_error.exceptions[0] from None
         claims: list[_Claim] = []
         seen: set[tuple[str, tuple[tuple[str, int, int], ...]]] = set()
-        for (source, _), result in zip(chunks, results, strict=True):
-            for text, cites in result:
+        for source, task in mapped:
+            for text, cites in task.result():
                 # Overlapping chunks may yield the same claim twice.
                 key = (
                     " ".join(text.lower().split()),
