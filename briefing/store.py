@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 from sqlalchemy import (
@@ -1390,15 +1390,17 @@ class Store:
             return [_delivery(row) for row in rows]
 
 
+_Public = TypeVar("_Public", bound=BaseModel)
+
+
+def _public(model: type[_Public], row: Base) -> _Public:
+    # The public models name a subset of their row's columns: read those, and nothing
+    # of the row outlives its session.
+    return model.model_validate({name: getattr(row, name) for name in model.model_fields})
+
+
 def _stored(row: SourceRow) -> StoredSource:
-    return StoredSource(
-        id=row.id,
-        title=row.title,
-        path=row.path,
-        sha256=row.sha256,
-        text=row.text,
-        created_at=row.created_at,
-    )
+    return _public(StoredSource, row)
 
 
 def _source_row(source: Source) -> SourceRow:
@@ -1414,25 +1416,11 @@ def _source_row(source: Source) -> SourceRow:
 
 
 def _item(row: ItemRow) -> Item:
-    return Item(
-        source_id=row.source_id,
-        origin=row.origin,
-        first_seen_at=row.first_seen_at,
-        title=row.title,
-        author=row.author,
-        published_at=row.published_at,
-    )
+    return _public(Item, row)
 
 
 def _fetch_state(row: FetchStateRow) -> FetchState:
-    return FetchState(
-        url=row.url,
-        etag=row.etag,
-        last_modified=row.last_modified,
-        source_id=row.source_id,
-        entries=row.entries,
-        fetched_at=row.fetched_at,
-    )
+    return _public(FetchState, row)
 
 
 def _fetch_key(url: str) -> str:
@@ -1506,21 +1494,12 @@ def _job(session: Session, row: JobRow) -> Job:
 
 
 def _schedule(row: ScheduleRow) -> StoredSchedule:
-    return StoredSchedule(
-        name=row.name,
-        definition=row.definition,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return _public(StoredSchedule, row)
 
 
 def _schedule_run(row: ScheduleRunRow) -> ScheduleRun:
-    return ScheduleRun.model_validate(
-        {column.key: getattr(row, column.key) for column in ScheduleRunRow.__table__.columns}
-    )
+    return _public(ScheduleRun, row)
 
 
 def _delivery(row: DeliveryRow) -> Delivery:
-    return Delivery.model_validate(
-        {column.key: getattr(row, column.key) for column in DeliveryRow.__table__.columns}
-    )
+    return _public(Delivery, row)
