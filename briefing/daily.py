@@ -22,6 +22,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from briefing.collectors import collect
 from briefing.config import EXTRACTIVE, Settings
 from briefing.delivery import (
@@ -49,7 +51,9 @@ from briefing.store import Delivery, ScheduleRun, Store
 
 __all__ = [
     "REDELIVERY_DELAYS",
+    "DefinedSchedule",
     "RunOutcome",
+    "api_schedules",
     "find_schedule",
     "retry_deliveries",
     "run_schedule",
@@ -92,6 +96,38 @@ def _worker_id() -> str:
 # ---------------------------------------------------------------- finding schedules
 
 
+Origin = Literal["file", "api"]
+
+
+@dataclass(frozen=True)
+class DefinedSchedule:
+    """A schedule and where it is defined: the schedules file, or the API (with its times)."""
+
+    schedule: Schedule
+    origin: Origin
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        """The schedule's name."""
+        return self.schedule.name
+
+
+def api_schedules(store: Store) -> list[DefinedSchedule]:
+    """The schedules defined through the API, by name; a definition that no longer
+    validates is logged and left out."""
+    found = []
+    for stored in store.list_schedules():
+        try:
+            schedule = Schedule.model_validate(stored.definition)
+        except ValidationError as exc:
+            log.error("stored schedule %s is not valid any more: %s", stored.name, exc)
+            continue
+        found.append(DefinedSchedule(schedule, "api", stored.created_at, stored.updated_at))
+    return found
+
+
 def schedules_of(
     settings: Settings, store: Store | None, config: Path | None = None
 ) -> list[Schedule]:
@@ -99,19 +135,17 @@ def schedules_of(
 
     A name defined in both is an error: which one runs must never be a guess.
     """
-    schedules: list[Schedule] = []
     path = config or settings.schedules_file
-    if path is not None:
-        schedules.extend(load_schedules(path))
+    schedules = load_schedules(path) if path is not None else []
     if store is not None:
         named = {schedule.name for schedule in schedules}
-        for stored in store.list_schedules():
-            if stored.name in named:
+        for defined in api_schedules(store):
+            if defined.name in named:
                 raise ConfigError(
-                    f"schedule {stored.name!r} is defined both in {path} and through the API; "
-                    "delete one of them"
+                    f"schedule {defined.name!r} is defined both in {path} and through the "
+                    "API; delete one of them"
                 )
-            schedules.append(Schedule.model_validate(stored.definition))
+            schedules.append(defined.schedule)
     return schedules
 
 

@@ -23,69 +23,30 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
-
-from pydantic import ValidationError
+from typing import Any
 
 from briefing.config import Settings
-from briefing.daily import RunOutcome, retry_deliveries, run_schedule
+from briefing.daily import (
+    DefinedSchedule,
+    RunOutcome,
+    api_schedules,
+    retry_deliveries,
+    run_schedule,
+)
 from briefing.errors import BriefingError, ConfigError
 from briefing.schedules import Schedule, due_run, load_schedules, trigger, untrusted_problems
 from briefing.store import Store
 
-__all__ = ["DailyScheduler", "DefinedSchedule", "api_schedules", "defined_schedules"]
+__all__ = ["DailyScheduler"]
 
 log = logging.getLogger("briefing.scheduler")
-
-Origin = Literal["file", "api"]
 
 #: How late a firing may still run (a suspended machine, a busy process); the run keeps the
 #: scheduled time's date whatever the delay. Later than this, the next start-up catches up.
 MISFIRE_GRACE = timedelta(days=1)
 _JOB_PREFIX = "schedule:"
 _TICK_JOB = "tick"
-
-
-@dataclass(frozen=True)
-class DefinedSchedule:
-    """A schedule and where it is defined: the schedules file, or the API (with its times)."""
-
-    schedule: Schedule
-    origin: Origin
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-    @property
-    def name(self) -> str:
-        """The schedule's name."""
-        return self.schedule.name
-
-
-def api_schedules(store: Store) -> list[DefinedSchedule]:
-    """The schedules defined through the API, by name; a definition that no longer
-    validates is logged and left out."""
-    found = []
-    for stored in store.list_schedules():
-        try:
-            schedule = Schedule.model_validate(stored.definition)
-        except ValidationError as exc:
-            log.error("stored schedule %s is not valid any more: %s", stored.name, exc)
-            continue
-        found.append(DefinedSchedule(schedule, "api", stored.created_at, stored.updated_at))
-    return found
-
-
-def defined_schedules(settings: Settings, store: Store) -> list[DefinedSchedule]:
-    """Every schedule: the file's in its order, then the API's by name.
-
-    A name defined in both places is listed twice; neither of them runs in the service.
-    """
-    found = []
-    if settings.schedules_file is not None:
-        found += [DefinedSchedule(s, "file") for s in load_schedules(settings.schedules_file)]
-    return found + api_schedules(store)
 
 
 def _job_id(name: str) -> str:

@@ -438,3 +438,12 @@ def test_a_name_in_both_the_file_and_the_store_is_refused(
     store.put_schedule("seeds", from_file.model_dump(mode="json"))
     with pytest.raises(Exception, match="defined both"):
         schedules_of(settings, store, config)
+
+
+def test_a_stored_schedule_that_no_longer_validates_is_left_out(
+    tmp_path: Path, store: Store, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = _toml(tmp_path)
+    store.put_schedule("broken", {"name": "broken", "cron": "not a cron", "sources": []})
+    assert [s.name for s in schedules_of(settings, store, config)] == ["seeds"]
+    assert "stored schedule broken is not valid any more" in caplog.text

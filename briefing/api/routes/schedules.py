@@ -19,10 +19,10 @@ from pydantic import BaseModel, BeforeValidator, Field, model_validator
 from briefing.api.deps import SettingsDep, StoreDep
 from briefing.api.surrogates import reject_lone_surrogates
 from briefing.config import Settings
-from briefing.daily import RunOutcome, run_schedule
+from briefing.daily import DefinedSchedule, RunOutcome, api_schedules, run_schedule
 from briefing.errors import BriefingError, ConfigError, ConflictError, NotFoundError, UserError
 from briefing.fetch import redact_url
-from briefing.scheduler import DailyScheduler, DefinedSchedule, api_schedules
+from briefing.scheduler import DailyScheduler
 from briefing.schedules import Schedule, load_schedules, next_run, untrusted_problems
 from briefing.store import (
     MAX_PAGE,
