@@ -1,4 +1,4 @@
-"""The `briefing` command line. Heavy imports (litellm, pysbd) happen inside commands."""
+"""The `briefing` command line. Heavy imports (litellm) happen inside commands."""
 
 from __future__ import annotations
 

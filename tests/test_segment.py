@@ -28,7 +28,7 @@ def assert_exact_spans(source: Source, sentences: list[Sentence]) -> None:
 
 
 def assert_no_words_lost(source: Source, sentences: list[Sentence]) -> None:
-    # No word falls between sentences. (pysbd may leave out trailing punctuation after an
+    # No word falls between sentences. (A segmenter may leave out trailing punctuation after an
     # abbreviation, as in "Mr.!!", so only letters and digits are checked.)
     gaps, cursor = [], 0
     for sentence in sentences:
