@@ -29,9 +29,13 @@ def citation_for(sentence: Sentence, source: Source) -> Citation:
 
 
 def resolve_sentence_ids(
-    ids: Iterable[object], shown: Mapping[str, Sentence], source: Source
+    ids: Iterable[object], shown: Mapping[str, Sentence], source: Source | Mapping[str, Source]
 ) -> tuple[list[Citation], list[str]]:
-    """Citations for the ids that name a sentence in `shown`, and the ids that do not."""
+    """Citations for the ids that name a sentence in `shown`, and the ids that do not.
+
+    `source` is the one source every shown sentence belongs to, or, when a prompt showed
+    sentences of several sources, the sources by id.
+    """
     citations: list[Citation] = []
     unknown: list[str] = []
     seen: set[str] = set()
@@ -43,7 +47,8 @@ def resolve_sentence_ids(
             continue
         if key not in seen:
             seen.add(key)  # type: ignore[arg-type]
-            citations.append(citation_for(sentence, source))
+            owner = source if isinstance(source, Source) else source[sentence.source_id]
+            citations.append(citation_for(sentence, owner))
     return citations, unknown
 
 

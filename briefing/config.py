@@ -68,8 +68,8 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None, description="Provider API key; litellm's provider variables work too."
     )
-    prompt: str = Field(default="briefing@1", description="Reduce prompt as NAME@VERSION.")
-    map_prompt: str = Field(default="extract-claims@1")
+    prompt: str = Field(default="briefing@2", description="Reduce prompt as NAME@VERSION.")
+    map_prompt: str = Field(default="extract-claims@2")
     condense_prompt: str = Field(default="condense-claims@1")
     prompts_dir: Path | None = Field(
         default=None, description="Directory of prompt templates; the bundled set when unset."
@@ -87,12 +87,23 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(default=4, ge=1, le=256)
 
     encoding: str = Field(default="o200k_base", description="tiktoken encoding for budgets.")
-    chunk_tokens: int = Field(default=1200, ge=64)
+    chunk_tokens: int = Field(
+        default=6000,
+        ge=64,
+        description="Source tokens (with their sentence tags) per map request; short sources "
+        "share a request up to this size, long ones are split into chunks of it.",
+    )
     chunk_overlap_tokens: int = Field(default=120, ge=0)
     context_tokens: int | None = Field(
         default=None,
         gt=0,
         description="Model context window; litellm's model info (or 8192) when unset.",
+    )
+    claim_tokens: int = Field(
+        default=300,
+        ge=20,
+        description="The map step asks for at most one claim per this many source tokens "
+        "(at least 1, at most 16 a chunk); fewer, denser claims cost fewer tokens later.",
     )
     reduce_output_tokens: int = Field(default=2048, ge=128)
 

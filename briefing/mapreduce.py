@@ -8,6 +8,7 @@ model was shown are reported in the warnings and removed.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -36,7 +37,11 @@ _MAX_CONDENSE_LEVELS = 6
 #: for models whose tokenizers count more.
 _MAP_TEMPLATE_TOKENS = 600
 _QUOTE_CHARS = 60
+#: The most claims the map step asks of one chunk, however long.
+_MAX_CLAIMS_PER_DOCUMENT = 16
 T = TypeVar("T")
+#: A sentence tag at the front of a claim ("S3 ", "[S3] ").
+_LEADING_TAG = re.compile(r"\[?(S\d+)\]?[\s:.,-]+")
 
 
 def _ids(value: object) -> list[str]:
@@ -49,6 +54,21 @@ class _MapClaim(BaseModel):
     sentence_ids: list[str]
 
     _coerce = field_validator("sentence_ids", mode="before")(lambda v: _ids(v))
+
+
+def _without_copied_tags(claim: _MapClaim) -> str:
+    """The claim's text without the tags of its own sentences copied to its front.
+
+    Small models copy "S3 " from the prompt into the claim; the citation already says where
+    it comes from. Only a tag the claim cites is removed, so "S3 buckets were exposed" keeps
+    its first word unless it cites sentence S3.
+    """
+    text = claim.text.strip()
+    while (match := _LEADING_TAG.match(text)) and match.group(1) in claim.sentence_ids:
+        if not text[match.end() :].strip():
+            break
+        text = text[match.end() :].lstrip()
+    return text
 
 
 class MapOutput(BaseModel):
@@ -84,6 +104,27 @@ class ReduceOutput(BaseModel):
     summary: list[Point]
     key_points: list[Point]
     disagreements: list[_Sides] = Field(default_factory=list)
+
+
+@dataclass
+class _Document:
+    """One chunk of one source as the map step shows it, with the claims it asks of it."""
+
+    source: Source
+    chunk: Chunk
+    max_claims: int
+
+
+def _where(pack: list[_Document]) -> str:
+    """Names the chunks of a map request in warnings."""
+    return ", ".join(f"chunk {d.chunk.id} of {d.source.title!r}" for d in pack)
+
+
+def _claim_limit(prompt: PromptTemplate) -> int:
+    """The map template's own cap on claims per answer (its schema's maxItems)."""
+    claims = prompt.output_schema.get("properties", {}).get("claims", {})
+    limit = claims.get("maxItems") if isinstance(claims, dict) else None
+    return int(limit) if isinstance(limit, int) and limit > 0 else 10**6
 
 
 @dataclass
@@ -161,75 +202,145 @@ class MapReduce:
             overlap_tokens=overlap,
         )
 
-    async def _map(self, sources: list[Source], labels: dict[str, str]) -> list[_Claim]:
-        """Chunk the sources one by one and map each chunk as soon as it exists.
+    def _packs(self) -> bool:
+        """Whether the map template takes several sources per request (extract-claims@2 on).
 
-        Segmenting is CPU work of tens of milliseconds a source; done on a worker thread
-        while earlier chunks are with the model, it is off the critical path instead of
-        all of it coming before the first request. `total` grows until the last source is
-        chunked.
+        Earlier versions take one chunk of one source; the template's instructions then cost
+        a fifth of the tokens of a typical article, once per article.
+        """
+        return "documents" in self.map_prompt.input_variables
+
+    def _max_claims(self, chunk: Chunk) -> int:
+        """Claims asked of one chunk: one per `claim_tokens` of its text, within bounds."""
+        wanted = -(-chunk.tokens // self.settings.claim_tokens)
+        return max(1, min(_MAX_CLAIMS_PER_DOCUMENT, wanted))
+
+    def _map_variables(self, pack: list[_Document]) -> tuple[dict[str, object], dict[str, Any]]:
+        """The map prompt's variables for `pack`, and which sentence each shown id names.
+
+        Ids are numbered from S1 in every request (small models assume a list starts at 1)
+        and run on across the sources of a pack, so each names one sentence of one source;
+        code maps the id back to its sentence either way.
+        """
+        shown: dict[str, Any] = {}
+        documents = []
+        for document in pack:
+            rows = []
+            for sentence in document.chunk.sentences:
+                sid = f"S{len(shown) + 1}"
+                shown[sid] = sentence
+                rows.append({"id": sid, "text": as_data(sentence.text)})
+            documents.append(
+                {
+                    "title": as_data(document.source.title).replace('"', "'"),
+                    "max_claims": document.max_claims,
+                    "sentences": rows,
+                }
+            )
+        if self._packs():
+            return {"documents": documents}, shown
+        [only] = documents
+        return {"source_title": only["title"], "sentences": only["sentences"]}, shown
+
+    async def _map(self, sources: list[Source], labels: dict[str, str]) -> list[_Claim]:
+        """Chunk the sources one by one and map each request's worth as soon as it exists.
+
+        Segmenting is CPU work of milliseconds a source; done on a worker thread while
+        earlier requests are with the model, it is off the critical path instead of all of
+        it coming before the first request. Consecutive chunks share a request while they
+        fit the chunk budget and the template's claim limit. `total` grows until the last
+        source is chunked.
         """
         self._use(self.map_prompt)
         done = total = 0
         size, overlap = self._chunk_budget()
+        packs = self._packs()
+        claim_limit = _claim_limit(self.map_prompt)
 
-        async def one(source: Source, chunk: Chunk) -> list[tuple[str, list[Citation]]]:
+        async def one(pack: list[_Document]) -> list[tuple[str, list[Citation]]]:
             nonlocal done
-            variables = {
-                "source_title": as_data(source.title).replace('"', "'"),
-                # Ids are numbered from S1 in every chunk: small models assume a list starts
-                # at 1, and code maps the local id back to the sentence either way.
-                "sentences": [
-                    {"id": f"S{n}", "text": as_data(s.text)}
-                    for n, s in enumerate(chunk.sentences, 1)
-                ],
-            }
+            variables, shown = self._map_variables(pack)
+            where = _where(pack)
             try:
                 result = await self.client.structured(self.map_prompt, variables, MapOutput)
             except ModelOutputError as exc:
                 self.usage += exc.usage
-                self.warnings.append(f"chunk {chunk.id} of {source.title!r} skipped: {exc}")
+                self.warnings.append(f"{where} skipped: {exc}")
                 return []
             finally:
                 done += 1
                 self.progress("map", done, total)
             self.usage += result.usage
-            shown = {f"S{n}": s for n, s in enumerate(chunk.sentences, 1)}
+            by_id = {d.source.id: d.source for d in pack}
             out = []
             for claim in result.value.claims:
-                cites, unknown = resolve_sentence_ids(claim.sentence_ids, shown, source)
+                cites, unknown = resolve_sentence_ids(claim.sentence_ids, shown, by_id)
                 if unknown:
-                    self._report_unknown(
-                        f"chunk {chunk.id} of {source.title!r}", claim.text, unknown, bool(cites)
-                    )
+                    self._report_unknown(where, claim.text, unknown, bool(cites))
                 if cites:
-                    out.append((claim.text.strip(), cites))
+                    out.append((_without_copied_tags(claim), cites))
             return out
 
-        mapped: list[tuple[Source, asyncio.Task[list[tuple[str, list[Citation]]]]]] = []
+        tasks: list[asyncio.Task[list[tuple[str, list[Citation]]]]] = []
+        pending: list[_Document] = []
+        pending_tokens = pending_claims = 0
         try:
             async with asyncio.TaskGroup() as group:
+
+                def send() -> None:
+                    nonlocal pending, pending_tokens, pending_claims, total
+                    tasks.append(group.create_task(one(pending)))
+                    total += 1
+                    pending, pending_tokens, pending_claims = [], 0, 0
+
                 for source in sources:
                     chunks = await asyncio.to_thread(self._chunks, source, size, overlap)
-                    mapped += [(source, group.create_task(one(source, c))) for c in chunks]
-                    total += len(chunks)
+                    # The source's tag and title, sent once per source in a request.
+                    header = count_tokens(source.title, self.settings.encoding) + 12
+                    for chunk in chunks:
+                        document = _Document(source, chunk, self._max_claims(chunk))
+                        cost = chunk.tokens + header
+                        if pending and (
+                            pending_tokens + cost > size
+                            or pending_claims + document.max_claims > claim_limit
+                        ):
+                            send()
+                        pending.append(document)
+                        pending_tokens += cost
+                        pending_claims += document.max_claims
+                        if not packs:
+                            send()
+                    self.progress("map", done, total)
+                if pending:
+                    send()
                     self.progress("map", done, total)
         except BaseExceptionGroup as group_error:
             # Callers handle BriefingError, not ExceptionGroup.
             raise group_error.exceptions[0] from None
+        found = [item for task in tasks for item in task.result()]
+        # In source order (a pack's answer may list its sources' claims in any order), and
+        # in the model's order within a source.
+        found.sort(key=lambda item: min(self._order[c.source_id] for c in item[1]))
         claims: list[_Claim] = []
         seen: set[tuple[str, tuple[tuple[str, int, int], ...]]] = set()
-        for source, task in mapped:
-            for text, cites in task.result():
-                # Overlapping chunks may yield the same claim twice.
-                key = (
-                    " ".join(text.lower().split()),
-                    tuple((c.source_id, c.start, c.end) for c in cites),
+        for text, cites in found:
+            # Overlapping chunks may yield the same claim twice.
+            key = (
+                " ".join(text.lower().split()),
+                tuple((c.source_id, c.start, c.end) for c in cites),
+            )
+            if key in seen:
+                continue
+            seen.add(key)
+            cited = sorted({c.source_id for c in cites}, key=self._order.__getitem__)
+            claims.append(
+                _Claim(
+                    f"C{len(claims) + 1}",
+                    text,
+                    merge_citations([cites], self._order),
+                    [labels[s] for s in cited],
                 )
-                if key in seen:
-                    continue
-                seen.add(key)
-                claims.append(_Claim(f"C{len(claims) + 1}", text, cites, [labels[source.id]]))
+            )
         return claims
 
     def _claim_rows(self, claims: list[_Claim]) -> list[dict[str, str]]:
@@ -241,10 +352,31 @@ class MapReduce:
     def _reduce_variables(
         self, claims: list[_Claim], sources: list[Source], labels: dict[str, str]
     ) -> dict[str, object]:
+        if "groups" in self.reduce_prompt.input_variables:
+            return {"groups": self._claim_groups(claims, sources, labels)}
         return {
             "claims": self._claim_rows(claims),
             "sources": [{"label": labels[s.id], "title": as_data(s.title)} for s in sources],
         }
+
+    def _claim_groups(
+        self, claims: list[_Claim], sources: list[Source], labels: dict[str, str]
+    ) -> list[dict[str, object]]:
+        """Claims grouped by the sources they rest on (briefing@2 on), groups in first-seen
+        order: the source is named once per group instead of once per claim."""
+        titles = {labels[s.id]: as_data(s.title) for s in sources}
+        groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
+        for claim in claims:
+            key = tuple(claim.source_labels)
+            groups.setdefault(key, []).append({"id": claim.id, "text": as_data(claim.text)})
+        return [
+            {
+                "label": ", ".join(key),
+                "title": titles[key[0]] if len(key) == 1 else "claims drawn from these sources",
+                "claims": rows,
+            }
+            for key, rows in groups.items()
+        ]
 
     def _room(self, prompt: PromptTemplate, variables: dict[str, object]) -> int:
         """Tokens left in the model's window after this prompt and its answer."""

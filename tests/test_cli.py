@@ -217,7 +217,7 @@ def test_unsupported_file_is_a_usage_error(tmp_path: Path) -> None:
     ("args", "setting"),
     [
         (["--chunk-tokens", "10"], "chunk_tokens"),
-        (["--chunk-overlap", "5000"], "chunk_overlap_tokens"),
+        (["--chunk-overlap", "7000"], "chunk_overlap_tokens"),
         (["--max-concurrency", "0"], "max_concurrency"),
         (["--timeout", "0"], "timeout_s"),
     ],
@@ -277,7 +277,7 @@ def test_prompts_show_prints_the_file() -> None:
 def test_prompts_show_without_version_shows_the_newest() -> None:
     result = run("prompts", "show", "extract-claims")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.startswith("# extract-claims@1")
+    assert result.stdout.startswith("# extract-claims@2")
 
 
 @pytest.mark.parametrize("ref", ["nope@1", "briefing@99", "Not A Ref"])

@@ -25,6 +25,7 @@ from briefing.pipeline import build_briefing, load_sources
 from briefing.prompts import PromptLibrary, PromptTemplate, default_prompts_dir
 from briefing.schema import Briefing
 from briefing.testing import FakeOpenAIServer, RecordedRequest, Reply
+from briefing.tokens import count_tokens
 
 #: What the `llm_settings` fixture of conftest.py configures.
 TEST_API_KEY = "sk-test-not-a-real-key"
@@ -406,8 +407,15 @@ async def test_timeouts_until_attempts_run_out(
 
 # --- the engine end to end -----------------------------------------------------------------
 
-_SENTENCE_LINE = re.compile(r"^\[(S\d+)\] (.*)$", re.MULTILINE)
-_CLAIM_LINE = re.compile(r"^\[(C\d+)\] \([^)]*\) (.*)$", re.MULTILINE)
+#: "[S12] text" (extract-claims@1) or "S12 text" (@2).
+_SENTENCE_LINE = re.compile(r"^\[?(S\d+)\]? (.*)$", re.MULTILINE)
+#: "[C12] ([3]) text" (briefing@1, condense-claims@1) or "[C12] text" (briefing@2).
+_CLAIM_LINE = re.compile(r"^\[?(C\d+)\]? (?:\([^)]*\) )?(.*)$", re.MULTILINE)
+#: The prompt versions the engine supports: one chunk per map request, or packed sources.
+PROMPT_SETS = {
+    "v1": {"map_prompt": "extract-claims@1", "prompt": "briefing@1"},
+    "v2": {"map_prompt": "extract-claims@2", "prompt": "briefing@2"},
+}
 
 
 def _step(request: RecordedRequest) -> str:
@@ -442,8 +450,11 @@ def _hallucinating_responder(request: RecordedRequest) -> Reply:
         return _reply(
             {
                 "claims": [
-                    {"text": f"The source says: {sentences['S1']}", "sentence_ids": ["S1", "S99"]},
-                    {"text": "Ghost claim from nowhere", "sentence_ids": ["S99"]},
+                    {
+                        "text": f"The source says: {sentences['S1']}",
+                        "sentence_ids": ["S1", "S9999"],
+                    },
+                    {"text": "Ghost claim from nowhere", "sentence_ids": ["S9999"]},
                 ]
             }
         )
@@ -469,13 +480,16 @@ def _hallucinating_responder(request: RecordedRequest) -> Reply:
     )
 
 
+@pytest.mark.parametrize("version", sorted(PROMPT_SETS))
 async def test_build_briefing_keeps_only_citations_of_ids_the_model_was_shown(
-    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path, version: str
 ) -> None:
     fake_server.responder = _hallucinating_responder
     sources = load_sources(SEEDS)
 
-    briefing = await build_briefing(sources, llm_settings())
+    # Chunks small enough that either version sends several map requests.
+    settings = llm_settings(chunk_tokens=2000, **PROMPT_SETS[version])
+    briefing = await build_briefing(sources, settings)
 
     data = json.loads(briefing.model_dump_json())
     for key in (
@@ -489,9 +503,9 @@ async def test_build_briefing_keeps_only_citations_of_ids_the_model_was_shown(
     maps = [r for r in fake_server.requests if _step(r) == "map"]
     [reduce] = [r for r in fake_server.requests if _step(r) == "reduce"]
     assert fake_server.requests[-1] is reduce
-    # S99 must name nothing: no chunk shows 99 sentences.
+    # S9999 must name nothing: no request shows 9999 sentences.
     shown = [_SENTENCE_LINE.findall(r.messages[1]["content"]) for r in maps]
-    assert all(0 < len(s) < 99 for s in shown)
+    assert all(0 < len(s) < 9999 for s in shown)
     first_sentences = {dict(s)["S1"] for s in shown}
 
     # The ghost claim cites nothing that exists, so the reduce step never sees it.
@@ -501,7 +515,7 @@ async def test_build_briefing_keeps_only_citations_of_ids_the_model_was_shown(
 
     _assert_exact_citations(briefing)
     for claim in briefing.claims():
-        [citation] = claim.citations  # C1/C2 each rest on one S1; S99 and C404 add none
+        [citation] = claim.citations  # C1/C2 each rest on one S1; S9999 and C404 add none
         assert citation.quote in first_sentences
         # "Summary point" and the like say nothing their citation says: the checker must
         # not pass them.
@@ -522,7 +536,7 @@ async def test_build_briefing_keeps_only_citations_of_ids_the_model_was_shown(
     [disagreement] = briefing.disagreements
     assert [c.text for c in disagreement.claims] == ["Side one", "Side two"]
 
-    assert any("S99" in w for w in briefing.warnings)
+    assert any("S9999" in w for w in briefing.warnings)
     assert any("C404" in w for w in briefing.warnings)
     assert any("Ghost claim from nowhere" in w and "dropped" in w for w in briefing.warnings)
     assert any("Phantom point" in w and "dropped" in w for w in briefing.warnings)
@@ -531,14 +545,126 @@ async def test_build_briefing_keeps_only_citations_of_ids_the_model_was_shown(
     assert briefing.model == TEST_MODEL
     assert briefing.prompt is not None
     assert briefing.prompt.name == "briefing"
-    assert briefing.prompt.version == 1
-    assert (
-        briefing.prompt.sha256
-        == hashlib.sha256((ROOT / "prompts" / "briefing" / "v1.yaml").read_bytes()).hexdigest()
-    )
+    assert f"briefing@{briefing.prompt.version}" == PROMPT_SETS[version]["prompt"]
+    template = ROOT / "prompts" / "briefing" / f"v{briefing.prompt.version}.yaml"
+    assert briefing.prompt.sha256 == hashlib.sha256(template.read_bytes()).hexdigest()
     assert [p.name for p in briefing.prompts] == ["extract-claims", "briefing"]
     assert briefing.usage.calls == len(fake_server.requests)
     assert len(CallLog(tmp_path / "calls.db").rows()) == len(fake_server.requests)
+
+
+_SHORT_SOURCES = {
+    "alpha.txt": "Alpha council met on Monday.\nIt approved the budget of 3 million.",
+    "beta.txt": "Beta storm hit the coast at dawn.\nTwo coastal roads were closed.",
+    "gamma.txt": "Gamma bread prices rose by 3 percent in May.",
+}
+
+
+async def test_short_sources_share_one_map_request_and_each_id_cites_its_own_source(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    for name, text in _SHORT_SOURCES.items():
+        (tmp_path / name).write_text(text, "utf-8")
+    sources = load_sources([tmp_path / name for name in _SHORT_SOURCES])
+
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) == "map":
+            lines = _SENTENCE_LINE.findall(request.messages[1]["content"])
+            # Last sentence first: an answer need not follow the sources' order.
+            return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in lines[::-1]]})
+        claims = _claim_lines(request)
+        points = [{"text": text, "claim_ids": [cid]} for cid, text in claims.items()]
+        return _reply(
+            {"title": "Three", "summary": points[:1], "key_points": points, "disagreements": []}
+        )
+
+    fake_server.responder = respond
+    briefing = await build_briefing(sources, llm_settings())
+
+    [mapped, reduced] = fake_server.requests
+    user = mapped.messages[1]["content"]
+    # One request: the instructions are sent once for the three sources, and each source
+    # is asked for one claim (it is far shorter than claim_tokens).
+    assert user.count("<source ") == 3
+    assert user.count('claims="1"') == 3
+    ids = [sid for sid, _ in _SENTENCE_LINE.findall(user)]
+    assert ids == ["S1", "S2", "S3", "S4", "S5"]
+    # The reduce step sees the claims in source order, each source named once.
+    reduce_user = reduced.messages[1]["content"]
+    assert reduce_user.index("Source [1]") < reduce_user.index("Source [2]")
+    assert reduce_user.index("Source [2]") < reduce_user.index("Source [3]")
+    assert list(_claim_lines(reduced).values()) == [
+        "It approved the budget of 3 million.",
+        "Alpha council met on Monday.",
+        "Two coastal roads were closed.",
+        "Beta storm hit the coast at dawn.",
+        "Gamma bread prices rose by 3 percent in May.",
+    ]
+    _assert_exact_citations(briefing)
+    owner = {s.id: s.text for s in sources}
+    for point in briefing.key_points:
+        [citation] = point.citations
+        assert citation.quote == point.text
+        assert point.text in owner[citation.source_id]
+        assert point.verdict == "supported"
+    assert [p.name for p in briefing.prompts] == ["extract-claims", "briefing"]
+    assert [p.version for p in briefing.prompts] == [2, 2]
+
+
+async def test_map_requests_hold_sources_up_to_the_chunk_budget_each_source_once(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    paths = []
+    for n in range(12):
+        path = tmp_path / f"note{n:02}.txt"
+        path.write_text(f"Note {n} reports that the depot {n} reopened on Monday.", "utf-8")
+        paths.append(path)
+    fake_server.responder = _hallucinating_responder
+    await build_briefing(
+        load_sources(paths), llm_settings(chunk_tokens=100, chunk_overlap_tokens=10)
+    )
+
+    maps = [r.messages[1]["content"] for r in fake_server.requests if _step(r) == "map"]
+    assert 1 < len(maps) < 12
+    shown = [line for user in maps for _, line in _SENTENCE_LINE.findall(user)]
+    assert sorted(shown) == sorted(p.read_text("utf-8") for p in paths)
+    for user in maps:
+        # Each request is within the budget it was packed to (tags and tiktoken's count of
+        # the sentences; the template around them is not part of the chunk budget).
+        body = "\n".join(line for line in user.splitlines() if _SENTENCE_LINE.match(line))
+        assert count_tokens(body, "o200k_base") <= 100
+
+
+async def test_sentence_tags_copied_into_a_claim_are_removed_unless_they_are_its_words(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    path = tmp_path / "alpha.txt"
+    path.write_text(_SHORT_SOURCES["alpha.txt"], "utf-8")
+
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) == "map":
+            # What small models do: the tags of the lines they restate lead the claim.
+            claims = [
+                {"text": "S1 Alpha council met on Monday.", "sentence_ids": ["S1"]},
+                {"text": "[S2] S1: It approved the budget.", "sentence_ids": ["S1", "S2"]},
+                # Not a tag of a cited sentence: part of what the claim says.
+                {"text": "S7 is the council's budget code.", "sentence_ids": ["S2"]},
+            ]
+            return _reply({"claims": claims})
+        points = [{"text": t, "claim_ids": [c]} for c, t in _claim_lines(request).items()]
+        return _reply(
+            {"title": "Alpha", "summary": points[:1], "key_points": points, "disagreements": []}
+        )
+
+    fake_server.responder = respond
+    await build_briefing(load_sources([path]), llm_settings())
+
+    reduced = fake_server.requests[-1]
+    assert list(_claim_lines(reduced).values()) == [
+        "Alpha council met on Monday.",
+        "It approved the budget.",
+        "S7 is the council's budget code.",
+    ]
 
 
 def _condensing_responder(request: RecordedRequest) -> Reply:

@@ -35,6 +35,25 @@ SAMPLE_VALUES: dict[str, Any] = {
     ],
     "sources": [{"label": "A", "title": "Council report"}, {"label": "B", "title": "Wire"}],
     "max_claims": 5,
+    "documents": [
+        {
+            "title": "Council report",
+            "max_claims": 2,
+            "sentences": [{"id": "S1", "text": "The council met on Monday."}],
+        },
+        {
+            "title": "Wire",
+            "max_claims": 1,
+            "sentences": [{"id": "S2", "text": "It approved the budget."}],
+        },
+    ],
+    "groups": [
+        {
+            "label": "[1]",
+            "title": "Council report",
+            "claims": [{"id": "C1", "text": "The council met on Monday."}],
+        }
+    ],
     "claim": "The council approved the budget.",
 }
 
@@ -326,7 +345,10 @@ def unlisted_files(library: PromptLibrary) -> list[str]:
 
 def test_released_file_lists_the_bundled_templates(library: PromptLibrary) -> None:
     assert (PROMPTS / RELEASED_FILE).is_file()
-    assert set(library.released()) == {f"{name}@1" for name in EXPECTED_NAMES}
+    assert set(library.released()) == {f"{name}@1" for name in EXPECTED_NAMES} | {
+        "briefing@2",
+        "extract-claims@2",
+    }
 
 
 def test_released_prompts_are_unchanged(library: PromptLibrary) -> None:
@@ -383,13 +405,13 @@ def test_check_reports_a_missing_released_file(copied: PromptLibrary) -> None:
 
 
 def test_check_reports_an_unlisted_file_until_it_is_added(copied: PromptLibrary) -> None:
-    path = write_template(copied.root, "briefing", 2, input_variables=["claims", "sources"])
+    path = write_template(copied.root, "briefing", 3, input_variables=["claims", "sources"])
     problems = unlisted_files(copied)
     assert len(problems) == 1
     assert str(path) in problems[0]
     assert "add the line" in problems[0]
     with (copied.root / RELEASED_FILE).open("a", encoding="utf-8") as released:
-        released.write(f"briefing@2 {file_sha256(path)}\n")
+        released.write(f"briefing@3 {file_sha256(path)}\n")
     assert unlisted_files(copied) == []
     assert edited_released(copied) == []
 
