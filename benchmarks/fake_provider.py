@@ -32,9 +32,13 @@ from briefing.testing import FakeOpenAIServer, RecordedRequest, Reply
 from briefing.tokens import get_encoding
 
 ENCODING = "o200k_base"
-_SENTENCE = re.compile(r"^\[(S\d+)\] (.*)$", re.MULTILINE)
-_CLAIM = re.compile(r"^\[(C\d+)\] \([^)]*\) (.*)$", re.MULTILINE)
+#: A sentence line of extract-claims: "[S12] text" (version 1) or "S12 text" (version 2).
+_SENTENCE = re.compile(r"^\[?(S\d+)\]? (.*)$", re.MULTILINE)
+#: A claim line: "[C12] ([3]) text" (briefing@1, condense-claims@1) or "[C12] text" (briefing@2).
+_CLAIM = re.compile(r"^\[?(C\d+)\]? (?:\([^)]*\) )?(.*)$", re.MULTILINE)
 _MAX_CLAIMS = re.compile(r"at most (\d+) claims")
+#: A source block of extract-claims@2 and its claim budget.
+_SOURCE_BLOCK = re.compile(r'^<source title="[^"]*" claims="(\d+)">\n(.*?)^</source>', re.M | re.S)
 #: Words kept of a sentence when the fake "restates" it as a claim.
 _CLAIM_WORDS = 24
 
@@ -87,8 +91,13 @@ def answer(kind: str, user: str, max_tokens: int | None = None) -> dict[str, Any
     """The JSON a plausible model gives to the prompt of `kind` with this user message."""
     budget = (max_tokens or 100_000) - 40  # the object's own braces and keys
     if kind == "map":
-        sentences = _SENTENCE.findall(user)
-        picked = sentences[::3][:12]
+        # Every third sentence, up to the claims asked of each source (extract-claims@2),
+        # or 12 for a one-source request of version 1.
+        blocks = _SOURCE_BLOCK.findall(user)
+        if blocks:
+            picked = [pair for n, body in blocks for pair in _SENTENCE.findall(body)[::3][: int(n)]]
+        else:
+            picked = _SENTENCE.findall(user)[::3][:12]
         extracted = [{"text": _restate(t), "sentence_ids": [i]} for i, t in picked]
         return {"claims": _within(extracted, budget)}
     if kind == "condense":
