@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,6 +156,12 @@ def _schema_of(response_format: Any) -> dict[str, Any] | None:
 
 _runners: dict[str, _Runner] = {}
 _runners_lock = threading.Lock()
+#: Loading and every call of every local model run on this one thread. llama.cpp computes
+#: with OpenMP, whose thread teams belong to the thread that calls into it; called from
+#: whichever worker asyncio.to_thread picked (litellm submits work to the same pool), the
+#: same weights generated up to 1.6 times slower than from one thread (benchmarks/README.md,
+#: local model).
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama.cpp")
 
 
 def _runner(name: str) -> _Runner:
@@ -195,9 +202,10 @@ def register(litellm: Any) -> None:
             cancel = threading.Event()
             started = time.time()
             try:
-                # Loading the weights happens in the thread too, off the event loop.
-                result = await asyncio.to_thread(
-                    lambda: _runner(model).complete(kwargs["messages"], params, cancel, limit)
+                # Loading the weights happens on that thread too, off the event loop.
+                result = await asyncio.get_running_loop().run_in_executor(
+                    _executor,
+                    lambda: _runner(model).complete(kwargs["messages"], params, cancel, limit),
                 )
             except _TimedOut:
                 raise litellm.Timeout(
