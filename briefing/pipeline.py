@@ -56,7 +56,9 @@ async def build_briefing(
         briefing = build_extractive(sources, settings)
     else:
         from briefing.llm import LLMClient
+        from briefing.local_model import with_model_defaults
 
+        settings = with_model_defaults(settings)
         client = LLMClient(settings, call_log)
         client.check_credentials()
         engine = MapReduce(settings, client, _CachedPromptLibrary(settings.prompts_dir), progress)

@@ -784,3 +784,30 @@ def test_cli_build_with_a_model_and_api_base_writes_the_contract(
     assert auth == f"Bearer {TEST_API_KEY}"
     assert TEST_API_KEY not in out.read_text("utf-8")
     assert len(CallLog(tmp_path / "cli-calls.db").rows()) == len(fake_server.requests)
+
+
+def test_a_local_model_runs_with_its_own_defaults_unless_they_are_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from briefing.local_model import with_model_defaults
+
+    for name in ("BRIEFING_PROMPT", "BRIEFING_MAP_PROMPT", "BRIEFING_CHUNK_TOKENS"):
+        monkeypatch.delenv(name, raising=False)
+    hosted = Settings(model=TEST_MODEL)
+    assert with_model_defaults(hosted) is hosted
+    assert (hosted.map_prompt, hosted.prompt, hosted.chunk_tokens) == (
+        "extract-claims@2",
+        "briefing@2",
+        6000,
+    )
+    local = with_model_defaults(Settings(model="local/smollm2"))
+    assert (local.map_prompt, local.prompt, local.chunk_tokens) == (
+        "extract-claims@1",
+        "briefing@1",
+        1200,
+    )
+    # What the user set, in code or in the environment, is kept.
+    chosen = with_model_defaults(Settings(model="local/smollm2", prompt="briefing@2"))
+    assert (chosen.map_prompt, chosen.prompt) == ("extract-claims@1", "briefing@2")
+    monkeypatch.setenv("BRIEFING_CHUNK_TOKENS", "3000")
+    assert with_model_defaults(Settings(model="local/smollm2")).chunk_tokens == 3000

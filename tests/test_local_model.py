@@ -74,6 +74,11 @@ async def test_briefing_of_a_seed_has_exact_citations(tmp_path: Path) -> None:
     assert again.model == "local/smollm2"
     assert again.prompt is not None
     assert again.prompt.name == "briefing"
+    # The model's own defaults: the prompt versions it was evaluated with.
+    assert [f"{p.name}@{p.version}" for p in again.prompts] == [
+        "extract-claims@1",
+        "briefing@1",
+    ]
     assert again.usage.calls >= 2
     texts = {s.id: s.text for s in again.sources}
     claims = again.claims()
