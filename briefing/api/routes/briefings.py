@@ -26,7 +26,7 @@ from briefing.jobs import (
     JobRunner,
     wait_for_job,
 )
-from briefing.local_model import with_model_defaults
+from briefing.local_model import default_prompt
 from briefing.prompts import PromptLibrary
 from briefing.render import to_markdown
 from briefing.schema import Briefing
@@ -181,7 +181,7 @@ def _briefing_request(body: BriefingCreate, settings: Settings, store: Store) ->
             "(GET /v1/models lists them)"
         )
     # A local model's own default prompt, unless the service's settings name one.
-    prompt = body.prompt or with_model_defaults(settings.model_copy(update={"model": model})).prompt
+    prompt = body.prompt or default_prompt(settings, model)
     PromptLibrary(settings.prompts_dir).get(prompt)  # PromptError (422) when unknown
     source_ids = list(body.source_ids)
     for item in body.sources:
