@@ -23,7 +23,7 @@ from briefing.errors import LLMError, ModelOutputError
 from briefing.llm import LLMClient
 from briefing.prompts import PromptLibrary, PromptRef, PromptTemplate, as_data
 from briefing.schema import Briefing, Citation, Claim, Disagreement
-from briefing.segment import segment
+from briefing.segment import Sentence, segment
 from briefing.sources import Source
 from briefing.tokens import count_tokens
 from briefing.usage import Usage
@@ -215,14 +215,16 @@ class MapReduce:
         wanted = -(-chunk.tokens // self.settings.claim_tokens)
         return max(1, min(_MAX_CLAIMS_PER_DOCUMENT, wanted))
 
-    def _map_variables(self, pack: list[_Document]) -> tuple[dict[str, object], dict[str, Any]]:
+    def _map_variables(
+        self, pack: list[_Document]
+    ) -> tuple[dict[str, object], dict[str, Sentence]]:
         """The map prompt's variables for `pack`, and which sentence each shown id names.
 
         Ids are numbered from S1 in every request (small models assume a list starts at 1)
         and run on across the sources of a pack, so each names one sentence of one source;
         code maps the id back to its sentence either way.
         """
-        shown: dict[str, Any] = {}
+        shown: dict[str, Sentence] = {}
         documents = []
         for document in pack:
             rows = []
