@@ -12,9 +12,9 @@ from typing import Any
 
 from common import ROOT, median
 
-from briefing.check import Checker
 from briefing.config import Settings
 from briefing.evaluation import load_labelled
+from briefing.faithfulness.checker import Checker
 
 NAME = "checker"
 DATASETS = [

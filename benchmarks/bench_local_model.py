@@ -24,12 +24,12 @@ from typing import Any
 import corpus
 from common import median, run_worker
 
-from briefing.chunking import chunk_sentences
 from briefing.config import Settings
-from briefing.llm import LLMClient
-from briefing.mapreduce import MapOutput
-from briefing.prompts import PromptLibrary, as_data
-from briefing.segment import segment
+from briefing.models.llm import LLMClient
+from briefing.models.prompts import PromptLibrary, as_data
+from briefing.pipeline.chunking import chunk_sentences
+from briefing.pipeline.mapreduce import MapOutput
+from briefing.text.segment import segment
 
 NAME = "local_model"
 TARGET = 0.05
@@ -56,7 +56,7 @@ def _direct(calls: int) -> list[dict[str, float]]:
     from llama_cpp import Llama
     from llama_cpp.llama_grammar import LlamaGrammar
 
-    from briefing.local_model import MODELS, weights_path
+    from briefing.models.local import MODELS, weights_path
 
     model = MODELS["smollm2"]
     prompt = PromptLibrary().get(PROMPT)
@@ -100,7 +100,7 @@ def _project(calls: int) -> list[dict[str, float]]:
     # The time inside the runner (grammar, llama.cpp generating), measured within the same
     # call as its wall time: their difference is what the project adds around the model,
     # free of the machine's slow and quiet spells that swing the A/B comparison.
-    from briefing import local_model
+    from briefing.models import local as local_model
 
     inner: list[float] = []
     complete = local_model._Runner.complete

@@ -19,8 +19,8 @@ import corpus
 from common import Levels, llm_settings, median
 from fake_provider import ProviderProcess
 
-from briefing.pipeline import build_briefing
-from briefing.sources import Source
+from briefing.pipeline.build import build_briefing
+from briefing.schema import Source
 
 NAME = "overhead"
 TARGET = 1.10

@@ -20,10 +20,10 @@ import corpus
 from common import Levels, llm_settings, peak_rss_mib, run_worker
 from fake_provider import ProviderProcess, text_tokens
 
-from briefing.llm import litellm_module
-from briefing.pipeline import build_briefing
-from briefing.segment import segment
-from briefing.tokens import get_encoding
+from briefing.models.llm import litellm_module
+from briefing.models.tokens import get_encoding
+from briefing.pipeline.build import build_briefing
+from briefing.text.segment import segment
 
 NAME = "scale"
 LATENCY_S = 0.05

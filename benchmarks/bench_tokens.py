@@ -24,11 +24,11 @@ import corpus
 from common import llm_settings
 from fake_provider import ProviderProcess, chat_tokens, text_tokens
 
-from briefing.chunking import chunk_sentences
-from briefing.pipeline import build_briefing
-from briefing.prompts import PromptLibrary
-from briefing.segment import segment
-from briefing.sources import Source
+from briefing.models.prompts import PromptLibrary
+from briefing.pipeline.build import build_briefing
+from briefing.pipeline.chunking import chunk_sentences
+from briefing.schema import Source
+from briefing.text.segment import segment
 
 NAME = "tokens"
 TARGET = 1.3

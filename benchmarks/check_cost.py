@@ -10,10 +10,10 @@ import asyncio
 import time
 from pathlib import Path
 
-from briefing.check import Checker, check_briefing
 from briefing.config import Settings
-from briefing.extractive import build_extractive
-from briefing.pipeline import load_sources
+from briefing.faithfulness.checker import Checker, check_briefing
+from briefing.pipeline.build import load_sources
+from briefing.pipeline.extractive import build_extractive
 
 
 def main(runs: int = 5) -> None:

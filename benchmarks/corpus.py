@@ -14,7 +14,8 @@ import json
 import random
 from pathlib import Path
 
-from briefing.sources import Source, source_from_text
+from briefing.schema import Source
+from briefing.text.sources import source_from_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = sorted((ROOT / "seeds").glob("*.txt"))

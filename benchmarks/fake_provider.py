@@ -28,8 +28,8 @@ from collections import Counter
 from pathlib import Path
 from typing import IO, Any
 
+from briefing.models.tokens import get_encoding
 from briefing.testing import FakeOpenAIServer, RecordedRequest, Reply
-from briefing.tokens import get_encoding
 
 ENCODING = "o200k_base"
 #: A sentence line of extract-claims: "[S12] text" (version 1) or "S12 text" (version 2).

@@ -24,27 +24,27 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from briefing.check import Checker, CheckPair, CheckResult
     from briefing.config import Settings
     from briefing.errors import BriefingError
-    from briefing.pipeline import build_briefing, build_briefing_sync, load_sources
-    from briefing.schema import Briefing, Citation, Claim
-    from briefing.sources import Source, load_source
+    from briefing.faithfulness.checker import Checker, CheckPair, CheckResult
+    from briefing.pipeline.build import build_briefing, build_briefing_sync, load_sources
+    from briefing.schema import Briefing, Citation, Claim, Source
+    from briefing.text.sources import load_source
 
 _HOME = {
     "Briefing": "briefing.schema",
     "Citation": "briefing.schema",
     "Claim": "briefing.schema",
     "BriefingError": "briefing.errors",
-    "CheckPair": "briefing.check",
-    "CheckResult": "briefing.check",
-    "Checker": "briefing.check",
+    "CheckPair": "briefing.faithfulness.checker",
+    "CheckResult": "briefing.faithfulness.checker",
+    "Checker": "briefing.faithfulness.checker",
     "Settings": "briefing.config",
-    "Source": "briefing.sources",
-    "load_source": "briefing.sources",
-    "build_briefing": "briefing.pipeline",
-    "build_briefing_sync": "briefing.pipeline",
-    "load_sources": "briefing.pipeline",
+    "Source": "briefing.schema",
+    "load_source": "briefing.text.sources",
+    "build_briefing": "briefing.pipeline.build",
+    "build_briefing_sync": "briefing.pipeline.build",
+    "load_sources": "briefing.pipeline.build",
 }
 
 

@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     check_calibration: Path | None = Field(
         default=None,
         description="JSON table of judge weights and thresholds for 'auto'; the bundled "
-        "briefing/check_calibration.json when unset.",
+        "briefing/faithfulness/check_calibration.json when unset.",
     )
     judge_document_chars: int = Field(
         default=12_000,

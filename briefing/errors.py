@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from briefing.usage import Usage
+    from briefing.schema import Usage
 
 __all__ = [
     "BriefingError",

@@ -1,4 +1,8 @@
-"""The Briefing JSON contract (see DESIGN.md) as pydantic models."""
+"""The Briefing JSON contract (see DESIGN.md) as pydantic models.
+
+Everything a briefing carries is defined here, its sources, prompt reference and usage
+included, so every layer can speak the contract without importing the code that makes it.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,45 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_serializer
 
-from briefing.prompts import PromptRef
-from briefing.sources import Source
-from briefing.usage import Usage
+
+class Source(BaseModel):
+    """A source text in canonical form; citation offsets index `text`."""
+
+    id: str
+    title: str
+    path: str | None = None
+    sha256: str
+    text: str
+
+
+class PromptRef(BaseModel):
+    """Which template a briefing was made with: name, version and the file's sha256."""
+
+    name: str
+    version: int
+    sha256: str
+
+
+class Usage(BaseModel):
+    """What a set of model calls consumed; `cost_usd` is None when no call's price is known."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+
+    def __add__(self, other: Usage) -> Usage:
+        if self.cost_usd is None and other.cost_usd is None:
+            cost = None
+        else:
+            cost = (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
+        return Usage(
+            calls=self.calls + other.calls,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cost_usd=cost,
+        )
+
 
 Verdict = Literal["supported", "unsupported", "contradicted", "unverified"]
 Engine = Literal["extractive", "llm"]

@@ -1,4 +1,4 @@
-"""Fit the offline lexical checker's model and write briefing/lexical_model.json.
+"""Fit the offline lexical checker's model and write briefing/faithfulness/lexical_model.json.
 
 Needs numpy and scikit-learn (not dependencies of the package) and the package importable;
 from the repository root:
@@ -6,7 +6,7 @@ from the repository root:
     PYTHONPATH=. python evals/train_checker.py            # measure, fit, write the model
     PYTHONPATH=. python evals/train_checker.py --measure  # measure the stored model only
 
-Features come from `briefing.lexical` itself, so training and run time share one code path.
+Features come from `briefing.faithfulness.lexical` itself, so training and run time share one code path.
 Training data: evals/datasets/summac-dev/*.jsonl, evals/datasets/seeds_claims.jsonl, and
 synthetic pairs made from the summac documents (copied, shortened or re-attributed sentences
 as positives; a name from elsewhere in the document, swapped names or numbers, a changed
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from briefing import lexical
+from briefing.faithfulness import lexical
 
 # scikit-learn ships no type information; imported by name it is plainly `Any` to mypy.
 LogisticRegression = importlib.import_module("sklearn.linear_model").LogisticRegression
@@ -43,7 +43,7 @@ StratifiedGroupKFold = importlib.import_module("sklearn.model_selection").Strati
 ROOT = Path(__file__).resolve().parents[1]
 SUMMAC = ROOT / "evals" / "datasets" / "summac-dev"
 SEEDS = ROOT / "evals" / "datasets" / "seeds_claims.jsonl"
-MODEL_PATH = ROOT / "briefing" / "lexical_model.json"
+MODEL_PATH = ROOT / "briefing" / "faithfulness" / "lexical_model.json"
 DATASETS = ("factcc", "summeval", "xsumfaith")
 
 C = 0.03

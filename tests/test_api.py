@@ -17,10 +17,10 @@ import pytest
 from fastapi.testclient import TestClient
 from store_databases import BACKENDS, POSTGRES_ENV, database_url
 
-from briefing.api import create_app
 from briefing.config import Settings
-from briefing.migrations import upgrade
+from briefing.service import create_app
 from briefing.store import Store
+from briefing.store.migrations import upgrade
 
 PROBLEM = "application/problem+json"
 SEED = Path(__file__).resolve().parent.parent / "seeds"
@@ -257,10 +257,10 @@ def test_get_and_delete_sources(client: TestClient) -> None:
 def test_delete_refused_while_a_briefing_uses_the_source(client: TestClient) -> None:
     source_id = client.post("/v1/sources", json={"text": "In use."}).json()["id"]
     store: Store = client.app.state.store  # type: ignore[attr-defined]
-    job, _ = store.create_job({"source_ids": [source_id]}, [source_id])
+    job, _ = store.jobs.create({"source_ids": [source_id]}, [source_id])
     body = _problem(client.delete(f"/v1/sources/{source_id}"), 409, "source-in-use")
     assert body["job_ids"] == [job.id]
-    store.finish_job(job.id, "cancelled")
+    store.jobs.finish(job.id, "cancelled")
     assert client.delete(f"/v1/sources/{source_id}").status_code == 204
 
 

@@ -21,10 +21,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from pydantic import SecretStr
 
-from briefing.api import create_app
 from briefing.config import Settings
-from briefing.migrations import upgrade
+from briefing.service import create_app
 from briefing.store import Store
+from briefing.store.migrations import upgrade
 
 KEY = "test-key"
 PROBLEM = "application/problem+json"

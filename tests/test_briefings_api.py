@@ -21,12 +21,12 @@ from fastapi.testclient import TestClient
 from store_databases import BACKENDS, POSTGRES_ENV, database_url
 from test_check import DOC, SUPPORTED, _map_reduce
 
-from briefing.api import create_app
 from briefing.config import Settings
-from briefing.migrations import upgrade
-from briefing.sources import source_from_text
+from briefing.service import create_app
 from briefing.store import Store
+from briefing.store.migrations import upgrade
 from briefing.testing import FakeOpenAIServer, RecordedRequest, Reply
+from briefing.text.sources import source_from_text
 
 PROBLEM = "application/problem+json"
 TEST_MODEL = "openai/gpt-4o-mini"
@@ -176,7 +176,7 @@ def test_an_llm_briefing_is_built_and_waited_for(
     # The stored resource is the same briefing; its last progress is the check step.
     stored = service.client.get(f"/v1/briefings/{briefing['id']}").json()
     assert stored == briefing
-    job = service.store.get_job(briefing["id"])
+    job = service.store.jobs.get(briefing["id"])
     assert job.progress == {"stage": "check", "done": 1, "total": 1}
     assert job.attempts == 1
 
@@ -266,8 +266,8 @@ def test_the_worker_runs_no_more_jobs_at_once_than_its_limit(
     assert service.client.get(f"/v1/briefings/{second}").json()["status"] == "queued"
     service.until(first, lambda b: b["status"] == "succeeded")
     service.until(second, lambda b: b["status"] == "succeeded")
-    finished = service.store.get_job(first).finished_at
-    started = service.store.get_job(second).started_at
+    finished = service.store.jobs.get(first).finished_at
+    started = service.store.jobs.get(second).started_at
     assert finished is not None
     assert started is not None
     assert started >= finished
@@ -298,9 +298,9 @@ def test_a_queued_job_records_the_default_prompt_of_its_model(make_service: Make
 
     # The job stores the prompt it will run: the service's default, a local model's own
     # (the version it was evaluated with), or the one asked for.
-    assert service.store.get_job(hosted["id"]).request["prompt"] == "briefing@2"
-    assert service.store.get_job(local["id"]).request["prompt"] == "briefing@1"
-    assert service.store.get_job(explicit["id"]).request["prompt"] == "briefing@2"
+    assert service.store.jobs.get(hosted["id"]).request["prompt"] == "briefing@2"
+    assert service.store.jobs.get(local["id"]).request["prompt"] == "briefing@1"
+    assert service.store.jobs.get(explicit["id"]).request["prompt"] == "briefing@2"
 
 
 def test_briefings_need_an_api_key_when_keys_are_set(make_service: MakeService) -> None:
@@ -371,7 +371,7 @@ def test_shutdown_requeues_a_job_that_does_not_finish_in_the_grace_period(
 
     service.stop()
 
-    requeued = service.store.get_job(job["id"])
+    requeued = service.store.jobs.get(job["id"])
     assert (requeued.status, requeued.worker_id, requeued.attempts) == ("queued", None, 0)
 
 
@@ -385,7 +385,7 @@ def test_shutdown_lets_a_job_finish_within_the_grace_period(
 
     service.stop()
 
-    assert service.store.get_job(job["id"]).status == "succeeded"
+    assert service.store.jobs.get(job["id"]).status == "succeeded"
 
 
 # ---------------------------------------------------------------- recovery
@@ -393,10 +393,10 @@ def test_shutdown_lets_a_job_finish_within_the_grace_period(
 
 def _abandoned_job(store: Store, lease_s: float = -1) -> str:
     """A job a dead worker claimed: running, with a lease that runs out after `lease_s`."""
-    stored, _ = store.add_source(source_from_text(DOC, title="Council"))
+    stored, _ = store.sources.add(source_from_text(DOC, title="Council"))
     request = {"source_ids": [stored.id], "model": "extractive", "prompt": "briefing@1"}
-    job, _ = store.create_job(request, [stored.id])
-    claimed = store.claim_job("dead-worker", lease_s=lease_s)
+    job, _ = store.jobs.create(request, [stored.id])
+    claimed = store.jobs.claim("dead-worker", lease_s=lease_s)
     assert claimed is not None
     assert claimed.id == job.id
     return job.id
@@ -409,7 +409,7 @@ def test_a_job_left_running_by_a_dead_worker_is_run_again(make_service: MakeServ
     briefing = service.until(ids[0], lambda b: b["status"] == "succeeded")
 
     assert briefing["engine"] == "extractive"
-    job = service.store.get_job(ids[0])
+    job = service.store.jobs.get(ids[0])
     assert job.attempts == 2
     assert job.worker_id is None
 
@@ -427,7 +427,7 @@ def test_a_lease_that_runs_out_after_the_start_is_recovered_too(
     briefing = service.until(ids[0], lambda b: b["status"] == "succeeded", within_s=10)
 
     assert briefing["engine"] == "extractive"
-    assert service.store.get_job(ids[0]).attempts == 2
+    assert service.store.jobs.get(ids[0]).attempts == 2
 
 
 def test_a_job_that_used_up_its_attempts_is_failed_on_recovery(
@@ -619,13 +619,13 @@ def test_events_of_a_job_run_by_another_process_come_from_the_store(
 
     def other_worker() -> None:
         time.sleep(0.3)
-        claimed = service.store.claim_job("elsewhere", lease_s=30)
+        claimed = service.store.jobs.claim("elsewhere", lease_s=30)
         assert claimed is not None
-        service.store.heartbeat(
+        service.store.jobs.heartbeat(
             job["id"], "elsewhere", lease_s=30, progress={"stage": "map", "done": 1, "total": 2}
         )
         time.sleep(0.8)
-        service.store.finish_job(job["id"], "failed", error="boom elsewhere", worker_id="elsewhere")
+        service.store.jobs.finish(job["id"], "failed", error="boom elsewhere", worker_id="elsewhere")
 
     worker = threading.Thread(target=other_worker)
     worker.start()

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from briefing import lexical
-from briefing.calllog import CallLog
-from briefing.check import (
+from briefing.cli import main
+from briefing.config import Settings
+from briefing.errors import ConfigError, ProviderError
+from briefing.faithfulness import lexical
+from briefing.faithfulness.checker import (
     Checker,
     CheckInputError,
     CheckPair,
@@ -21,14 +23,12 @@ from briefing.check import (
     check_file,
     read_pairs,
 )
-from briefing.cli import main
-from briefing.config import Settings
-from briefing.errors import ConfigError, ProviderError
-from briefing.pipeline import build_briefing, load_sources
-from briefing.render import to_markdown
+from briefing.models.calllog import CallLog
+from briefing.pipeline.build import build_briefing, load_sources
+from briefing.pipeline.render import to_markdown
 from briefing.schema import Briefing, Citation, Claim
-from briefing.sources import source_from_text
 from briefing.testing import FakeOpenAIServer, RecordedRequest, Reply
+from briefing.text.sources import source_from_text
 
 MakeSettings = Callable[..., Settings]
 

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from briefing.chunking import SENTENCE_TAG_TOKENS, Chunk, chunk_sentences
 from briefing.errors import ConfigError
-from briefing.segment import Sentence, segment
-from briefing.sources import load_source, source_from_text
-from briefing.tokens import count_tokens, get_encoding
+from briefing.models.tokens import count_tokens, get_encoding
+from briefing.pipeline.chunking import SENTENCE_TAG_TOKENS, Chunk, chunk_sentences
+from briefing.text.segment import Sentence, segment
+from briefing.text.sources import load_source, source_from_text
 
 ENCODING = "o200k_base"
 SEEDS = sorted((Path(__file__).resolve().parent.parent / "seeds").glob("*.txt"))
@@ -122,7 +122,7 @@ def test_encodings_load_without_network_or_cache_variables(tmp_path: Path) -> No
     result = run_offline(
         """
         import os
-        from briefing.tokens import count_tokens
+        from briefing.models.tokens import count_tokens
         print(count_tokens("hello world", "o200k_base"), count_tokens("hello world", "cl100k_base"))
         print(os.environ["TIKTOKEN_CACHE_DIR"])
         """,
@@ -142,7 +142,7 @@ def test_missing_encoding_files_are_a_config_error_not_a_download(tmp_path: Path
     result = run_offline(
         """
         from briefing.errors import ConfigError
-        from briefing.tokens import get_encoding
+        from briefing.models.tokens import get_encoding
         try:
             get_encoding("o200k_base")
         except ConfigError as exc:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from briefing.citations import (
+from briefing.pipeline.citations import (
     citation_for,
     citation_problems,
     merge_citations,
     normalize_sentence_id,
     resolve_sentence_ids,
 )
-from briefing.schema import Briefing, Citation, Claim, Disagreement
-from briefing.segment import Sentence, segment
-from briefing.sources import Source, source_from_text
+from briefing.schema import Briefing, Citation, Claim, Disagreement, Source
+from briefing.text.segment import Sentence, segment
+from briefing.text.sources import source_from_text
 
 TEXT_A = (
     "The council met on Monday. It approved the budget. Caf\u00e9 owners objected.\r\n"

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from briefing.cli import main
-from briefing.prompts import default_prompts_dir
+from briefing.models.prompts import default_prompts_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = sorted((ROOT / "seeds").glob("*.txt"))

@@ -13,7 +13,8 @@ import pytest
 from news_site import NewsSite, Page
 from pydantic import TypeAdapter
 
-from briefing.collectors import (
+from briefing.config import Settings
+from briefing.daily.collectors import (
     Collection,
     CollectorSpec,
     FeedSpec,
@@ -22,10 +23,9 @@ from briefing.collectors import (
     collect,
     describe,
 )
-from briefing.config import Settings
-from briefing.fetch import Fetched, Fetcher
-from briefing.migrations import upgrade
+from briefing.daily.fetch import Fetched, Fetcher
 from briefing.store import Store
+from briefing.store.migrations import upgrade
 
 T0 = datetime(2026, 3, 14, 7, 0, tzinfo=UTC)
 T1 = T0 + timedelta(days=1)
@@ -128,7 +128,7 @@ def test_an_article_is_extracted_with_its_metadata(
     assert collected.source.title == "Harbour reopens after storm repairs"
     assert collected.source.path == url
     assert collected.spec == f"url {url}"
-    assert store.get_source(collected.source.id).text == text
+    assert store.sources.get(collected.source.id).text == text
 
 
 def test_an_unchanged_page_is_asked_for_conditionally_and_is_not_new(
@@ -376,7 +376,7 @@ def test_an_unchanged_file_is_not_new_and_a_changed_one_is(
     changed = run(store, settings, spec, base_dir=tmp_path, now=T1)
     assert [c.new for c in changed.items] == [True]
     assert (
-        store.list_items(T1, T1 + timedelta(seconds=1))[0].source_id == changed.items[0].source.id
+        store.items.between(T1, T1 + timedelta(seconds=1))[0].source_id == changed.items[0].source.id
     )
 
 
@@ -423,7 +423,7 @@ def test_one_text_found_twice_is_one_item(
         site.url("/news/harbour.html"),
     ]
     assert all(c.new for c in got.items)
-    assert len(store.list_items(T0, T1)) == 3
+    assert len(store.items.between(T0, T1)) == 3
 
 
 def test_describe_hides_credentials() -> None:

@@ -1,4 +1,4 @@
-"""Daily runs (`briefing.daily` and `briefing daily`): collect, brief what is new, deliver.
+"""Daily runs (`briefing.daily.runs` and `briefing daily`): collect, brief what is new, deliver.
 
 Store-backed cases run on SQLite, and on PostgreSQL when BRIEFING_TEST_POSTGRES_URL is set.
 """
@@ -22,11 +22,11 @@ from test_delivery import Reply, receiver  # noqa: F401  (the webhook receiver f
 
 from briefing.cli import main
 from briefing.config import Settings
-from briefing.daily import REDELIVERY_DELAYS, retry_deliveries, run_schedule, schedules_of
-from briefing.migrations import upgrade
-from briefing.schedules import Schedule, load_schedules
+from briefing.daily.runs import REDELIVERY_DELAYS, retry_deliveries, run_schedule, schedules_of
+from briefing.daily.schedules import Schedule, load_schedules
 from briefing.schema import Briefing
 from briefing.store import Store
+from briefing.store.migrations import upgrade
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 T0 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)  # 07:00 in Berlin
@@ -113,13 +113,13 @@ def test_a_run_briefs_the_new_items_and_delivers_them(
     # "store": the briefing is a finished job of the API, linked from the run.
     assert outcome.run is not None
     assert outcome.run.job_id == briefing.id
-    job = store.get_job(briefing.id)
+    job = store.jobs.get(briefing.id)
     assert (job.status, job.request["schedule"], job.request["run_date"]) == (
         "succeeded",
         "morning",
         "2026-11-20",
     )
-    assert [(d.kind, d.status, d.attempts) for d in store.list_deliveries(outcome.run.id)] == [
+    assert [(d.kind, d.status, d.attempts) for d in store.deliveries.of_run(outcome.run.id)] == [
         ("store", "delivered", 1),
         ("dir", "delivered", 1),
     ]
@@ -148,7 +148,7 @@ def test_a_second_run_of_the_date_does_nothing_unless_forced(
     assert forced.briefing is not None
     assert first.briefing is not None
     assert forced.briefing.id != first.briefing.id
-    assert len(store.list_runs("morning")) == 1
+    assert len(store.runs.recent("morning")) == 1
 
 
 def test_the_next_day_briefs_only_what_is_new(
@@ -317,7 +317,7 @@ def test_a_delivery_that_keeps_failing_gives_up_after_the_last_delay(
     assert delivery.attempts == len(REDELIVERY_DELAYS) + 1
     assert retry_deliveries(store, settings, now=now + timedelta(days=30)) == []
     assert outcome.run is not None
-    assert store.get_run(outcome.run.id).status == "succeeded"  # the briefing itself is fine
+    assert store.runs.get(outcome.run.id).status == "succeeded"  # the briefing itself is fine
 
 
 # ---------------------------------------------------------------- once per day
@@ -346,9 +346,9 @@ def test_two_processes_racing_for_a_date_run_it_once(
     assert sorted(outcomes) == ["skipped", "skipped", "succeeded"]
     check = Store(store_url)
     try:
-        [run] = check.list_runs("morning")
+        [run] = check.runs.recent("morning")
         assert run.status == "succeeded"
-        jobs, _ = check.list_jobs(limit=10)
+        jobs, _ = check.jobs.page(limit=10)
         assert len(jobs) == 1
     finally:
         check.close()
@@ -357,7 +357,7 @@ def test_two_processes_racing_for_a_date_run_it_once(
 def test_a_run_left_running_by_a_dead_process_is_taken_over(
     tmp_path: Path, inbox: Path, store: Store, settings: Settings
 ) -> None:
-    abandoned, claimed = store.claim_run("morning", DAY, "dead:1", lease_s=60, now=T0)
+    abandoned, claimed = store.runs.claim("morning", DAY, "dead:1", lease_s=60, now=T0)
     assert claimed
 
     busy = run_schedule(schedule(tmp_path), store, settings, now=T0 + timedelta(seconds=30))
@@ -435,7 +435,7 @@ def test_a_name_in_both_the_file_and_the_store_is_refused(
 ) -> None:
     config = _toml(tmp_path)
     [from_file] = load_schedules(config)
-    store.put_schedule("seeds", from_file.model_dump(mode="json"))
+    store.schedules.put("seeds", from_file.model_dump(mode="json"))
     with pytest.raises(Exception, match="defined both"):
         schedules_of(settings, store, config)
 
@@ -444,6 +444,6 @@ def test_a_stored_schedule_that_no_longer_validates_is_left_out(
     tmp_path: Path, store: Store, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = _toml(tmp_path)
-    store.put_schedule("broken", {"name": "broken", "cron": "not a cron", "sources": []})
+    store.schedules.put("broken", {"name": "broken", "cron": "not a cron", "sources": []})
     assert [s.name for s in schedules_of(settings, store, config)] == ["seeds"]
     assert "stored schedule broken is not valid any more" in caplog.text

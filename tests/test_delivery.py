@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from briefing.config import Settings
-from briefing.delivery import (
+from briefing.daily.delivery import (
     DirDelivery,
     WebhookDelivery,
     deliver_dir,
@@ -32,8 +32,8 @@ from briefing.delivery import (
     delivery_id,
 )
 from briefing.errors import DeliveryError
-from briefing.pipeline import build_briefing_sync, load_sources
-from briefing.render import to_markdown
+from briefing.pipeline.build import build_briefing_sync, load_sources
+from briefing.pipeline.render import to_markdown
 from briefing.schema import Briefing
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -249,7 +249,7 @@ async def test_adversarial_eval_counts_output_that_never_fits_the_schema(
 def test_calibrate_stores_the_judge_entry_and_keeps_the_others(
     fake_server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from briefing.check import calibration_path
+    from briefing.faithfulness.checker import calibration_path
 
     table = tmp_path / "calibration.json"
     shutil.copy(calibration_path(), table)

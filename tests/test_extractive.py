@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from briefing import lexical
-from briefing.citations import citation_problems
 from briefing.config import Settings
-from briefing.pipeline import build_briefing_sync, load_sources
-from briefing.schema import Briefing, Claim
-from briefing.sources import Source, source_from_text
+from briefing.faithfulness import lexical
+from briefing.pipeline.build import build_briefing_sync, load_sources
+from briefing.pipeline.citations import citation_problems
+from briefing.schema import Briefing, Claim, Source
+from briefing.text.sources import source_from_text
 
 SEEDS = sorted((Path(__file__).resolve().parent.parent / "seeds").glob("*.txt"))
 

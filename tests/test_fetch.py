@@ -18,15 +18,14 @@ from pydantic import ValidationError
 
 from briefing import __version__
 from briefing.config import Settings
-from briefing.errors import BriefingError, FetchError
-from briefing.fetch import (
+from briefing.daily.fetch import (
     USER_AGENT,
     AddressPolicy,
     Fetcher,
-    canonical_url,
-    redact_url,
     system_resolver,
 )
+from briefing.errors import BriefingError, FetchError
+from briefing.urls import canonical_url, redact_url
 
 #: Only the one address the test server listens on.
 LOOPBACK_ONLY = "127.0.0.1/32"

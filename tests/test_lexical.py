@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from briefing import lexical
-from briefing.lexical import THRESHOLD, IndexedDocument, score_claim
+from briefing.faithfulness import lexical
+from briefing.faithfulness.lexical import THRESHOLD, IndexedDocument, score_claim
 
 ARTICLE = """Harbour council approves new ferry terminal
 The Harbour Council voted on Tuesday to approve a new ferry terminal in Port Elm. \
@@ -208,7 +208,7 @@ def test_claim_without_words_raises_value_error(doc: IndexedDocument) -> None:
 
 
 def test_stored_model_matches_the_features() -> None:
-    raw = resources.files("briefing").joinpath("lexical_model.json").read_text(encoding="utf-8")
+    raw = resources.files("briefing.faithfulness").joinpath("lexical_model.json").read_text(encoding="utf-8")
     model = json.loads(raw)
     assert tuple(model["features"]) == lexical.FEATURES
     n = len(lexical.FEATURES)

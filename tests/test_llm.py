@@ -15,17 +15,17 @@ from typing import Any
 
 import pytest
 
-from briefing import lexical
-from briefing.calllog import CallLog
 from briefing.config import Settings
 from briefing.errors import ModelOutputError, ProviderError
-from briefing.llm import LLMClient, litellm_module
-from briefing.mapreduce import MapOutput
-from briefing.pipeline import build_briefing, load_sources
-from briefing.prompts import PromptLibrary, PromptTemplate, default_prompts_dir
+from briefing.faithfulness import lexical
+from briefing.models.calllog import CallLog
+from briefing.models.llm import LLMClient, litellm_module
+from briefing.models.prompts import PromptLibrary, PromptTemplate, default_prompts_dir
+from briefing.models.tokens import count_tokens
+from briefing.pipeline.build import build_briefing, load_sources
+from briefing.pipeline.mapreduce import MapOutput
 from briefing.schema import Briefing
 from briefing.testing import FakeOpenAIServer, RecordedRequest, Reply
-from briefing.tokens import count_tokens
 
 #: What the `llm_settings` fixture of conftest.py configures.
 TEST_API_KEY = "sk-test-not-a-real-key"
@@ -789,7 +789,7 @@ def test_cli_build_with_a_model_and_api_base_writes_the_contract(
 def test_a_local_model_runs_with_its_own_defaults_unless_they_are_set(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from briefing.local_model import with_model_defaults
+    from briefing.models.local import with_model_defaults
 
     for name in ("BRIEFING_PROMPT", "BRIEFING_MAP_PROMPT", "BRIEFING_CHUNK_TOKENS"):
         monkeypatch.delenv(name, raising=False)

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from briefing.calllog import CallLog
 from briefing.config import Settings
 from briefing.errors import ProviderError
-from briefing.llm import LLMClient
-from briefing.mapreduce import MapOutput
-from briefing.pipeline import build_briefing, load_sources
-from briefing.prompts import PromptLibrary
+from briefing.models.calllog import CallLog
+from briefing.models.llm import LLMClient
+from briefing.models.prompts import PromptLibrary
+from briefing.pipeline.build import build_briefing, load_sources
+from briefing.pipeline.mapreduce import MapOutput
 from briefing.schema import Briefing
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"

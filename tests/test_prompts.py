@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from briefing.errors import PromptError
-from briefing.prompts import (
+from briefing.models.prompts import (
     RELEASED_FILE,
     PromptLibrary,
     default_prompts_dir,

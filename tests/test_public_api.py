@@ -29,17 +29,17 @@ EXPECTED = {
 HOMES = {
     "Briefing": "briefing.schema",
     "BriefingError": "briefing.errors",
-    "CheckPair": "briefing.check",
-    "CheckResult": "briefing.check",
-    "Checker": "briefing.check",
+    "CheckPair": "briefing.faithfulness.checker",
+    "CheckResult": "briefing.faithfulness.checker",
+    "Checker": "briefing.faithfulness.checker",
     "Citation": "briefing.schema",
     "Claim": "briefing.schema",
     "Settings": "briefing.config",
-    "Source": "briefing.sources",
-    "build_briefing": "briefing.pipeline",
-    "build_briefing_sync": "briefing.pipeline",
-    "load_source": "briefing.sources",
-    "load_sources": "briefing.pipeline",
+    "Source": "briefing.schema",
+    "build_briefing": "briefing.pipeline.build",
+    "build_briefing_sync": "briefing.pipeline.build",
+    "load_source": "briefing.text.sources",
+    "load_sources": "briefing.pipeline.build",
 }
 
 

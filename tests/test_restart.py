@@ -285,6 +285,6 @@ def _job_in(database: str, job_id: str) -> Job:
     """The job as the store holds it, read directly (no service running)."""
     store = Store(database)
     try:
-        return store.get_job(job_id)
+        return store.jobs.get(job_id)
     finally:
         store.close()

@@ -27,11 +27,11 @@ from store_databases import BACKENDS, POSTGRES_ENV, database_url
 from test_serve import _free_port
 
 from briefing.config import Settings
-from briefing.daily import RunOutcome, run_schedule
-from briefing.migrations import upgrade
-from briefing.scheduler import DailyScheduler
-from briefing.schedules import Schedule, due_run, load_schedules, next_run
+from briefing.daily.runs import RunOutcome, run_schedule
+from briefing.daily.scheduler import DailyScheduler
+from briefing.daily.schedules import Schedule, due_run, load_schedules, next_run
 from briefing.store import ScheduleRun, Store
+from briefing.store.migrations import upgrade
 
 SEED = Path(__file__).resolve().parent.parent / "seeds"
 #: The clock of most cases: a Thursday morning, after the 07:00 runs.
@@ -106,13 +106,13 @@ class World:
 
     def runs(self) -> list[ScheduleRun]:
         """Every run of `news`, latest date first."""
-        return self.store.list_runs("news")
+        return self.store.runs.recent("news")
 
     def until_finished(self, day: date, within_s: float = 20) -> ScheduleRun:
         """Wait until the run of `news` for `day` has ended."""
         deadline = time.monotonic() + within_s
         while True:
-            run = self.store.find_run("news", day)
+            run = self.store.runs.find("news", day)
             if run is not None and run.status != "running":
                 return run
             assert time.monotonic() < deadline, run
@@ -130,7 +130,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
 
 
 def _briefing_jobs(store: Store) -> int:
-    jobs, _ = store.list_jobs(limit=50)
+    jobs, _ = store.jobs.page(limit=50)
     return len(jobs)
 
 
@@ -217,7 +217,7 @@ def test_only_the_latest_missed_run_runs_at_start_up_and_only_once(
 
 
 def test_a_run_left_by_a_process_that_died_is_taken_over(world: World) -> None:
-    taken, claimed = world.store.claim_run(
+    taken, claimed = world.store.runs.claim(
         "news", TODAY, "dead-host:1:x", lease_s=60, now=NOW - timedelta(hours=2)
     )
     assert claimed
@@ -231,7 +231,7 @@ def test_a_run_left_by_a_process_that_died_is_taken_over(world: World) -> None:
 
 
 def test_a_run_still_held_by_another_process_is_left_alone(world: World) -> None:
-    world.store.claim_run("news", TODAY, "busy-host:1:x", lease_s=3600, now=NOW)
+    world.store.runs.claim("news", TODAY, "busy-host:1:x", lease_s=3600, now=NOW)
     scheduler = world.scheduler()
     scheduler.reload()
 
@@ -243,7 +243,7 @@ def test_an_api_schedule_does_not_catch_up_times_before_it_existed(world: World)
     definition["name"] = "from-api"
     definition["sources"] = [{"kind": "folder", "path": str(world.folder / "news")}]
     definition["deliver"] = [{"kind": "store"}]
-    world.store.put_schedule("from-api", definition)  # created now, in real time
+    world.store.schedules.put("from-api", definition)  # created now, in real time
     real = datetime.now(UTC)
     scheduler = world.scheduler(clock=lambda: real, schedule_roots=str(world.folder))
     scheduler.reload()
@@ -262,8 +262,8 @@ def test_each_schedule_gets_a_timer_at_its_next_scheduled_time(world: World) -> 
     # Its latest time has run, so no catch-up fires the timer now.
     due = due_run(world.schedule, before)
     assert due is not None
-    run, _ = world.store.claim_run("news", due[0], "elsewhere", lease_s=60)
-    world.store.finish_run(run.id, "elsewhere", "empty")
+    run, _ = world.store.runs.claim("news", due[0], "elsewhere", lease_s=60)
+    world.store.runs.finish(run.id, "elsewhere", "empty")
     scheduler = world.scheduler(clock=None)
 
     scheduler.start()
@@ -296,14 +296,14 @@ def test_the_tick_retries_failed_deliveries(world: World) -> None:
     outcome = scheduler.run_due("news")
     assert outcome is not None
     assert outcome.run is not None
-    dir_delivery = world.store.list_deliveries(outcome.run.id)[1]
+    dir_delivery = world.store.deliveries.of_run(outcome.run.id)[1]
     assert (dir_delivery.kind, dir_delivery.status) == ("dir", "pending")
 
     world.out.unlink()
     now[0] = NOW + timedelta(minutes=2)  # past its next attempt
     scheduler.tick()
 
-    retried = world.store.list_deliveries(outcome.run.id)[1]
+    retried = world.store.deliveries.of_run(outcome.run.id)[1]
     assert (retried.status, retried.attempts) == ("delivered", 2)
     assert (world.out / f"news-{TODAY}.md").is_file()
 
@@ -314,9 +314,9 @@ def test_schedules_that_may_not_run_here_get_no_timer(
     outside = world.schedule.model_dump(mode="json")
     outside["name"] = "outside"
     outside["sources"] = [{"kind": "folder", "path": str(world.folder / "news")}]
-    world.store.put_schedule("outside", outside)  # not through the API: it would refuse
+    world.store.schedules.put("outside", outside)  # not through the API: it would refuse
     twice = {**outside, "name": "news"}
-    world.store.put_schedule("news", twice)  # the file defines `news` too
+    world.store.schedules.put("news", twice)  # the file defines `news` too
     scheduler = world.scheduler(schedule_roots=str(world.out))
 
     with caplog.at_level(logging.ERROR, logger="briefing.scheduler"):

@@ -10,11 +10,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from briefing.collectors import FeedSpec, FolderSpec, UrlSpec
 from briefing.config import Settings
-from briefing.delivery import DirDelivery, StoreDelivery, WebhookDelivery
-from briefing.errors import ConfigError, UserError
-from briefing.schedules import (
+from briefing.daily.collectors import FeedSpec, FolderSpec, UrlSpec
+from briefing.daily.delivery import DirDelivery, StoreDelivery, WebhookDelivery
+from briefing.daily.schedules import (
     Schedule,
     due_run,
     load_schedules,
@@ -23,6 +22,7 @@ from briefing.schedules import (
     trigger,
     window_start,
 )
+from briefing.errors import ConfigError, UserError
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

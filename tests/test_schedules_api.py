@@ -17,12 +17,12 @@ import pytest
 from fastapi.testclient import TestClient
 from store_databases import BACKENDS, POSTGRES_ENV, database_url
 
-from briefing.api import create_app
 from briefing.config import Settings
-from briefing.migrations import upgrade
-from briefing.scheduler import DailyScheduler
-from briefing.schedules import Schedule, next_run
+from briefing.daily.scheduler import DailyScheduler
+from briefing.daily.schedules import Schedule, next_run
+from briefing.service import create_app
 from briefing.store import Store
+from briefing.store.migrations import upgrade
 
 PROBLEM = "application/problem+json"
 SEED = Path(__file__).resolve().parent.parent / "seeds"
@@ -230,7 +230,7 @@ def test_webhook_secrets_are_not_shown(make_service: MakeService) -> None:
     assert shown["url"] == "https://hooks.example.org/x?token=***&team=a"
     assert (shown["headers"], shown["secret_env"]) == ({"Authorization": "***"}, "HOOK_SECRET")
     # The store keeps what the client gave: the delivery needs it.
-    definition = service.store.get_schedule("news").definition
+    definition = service.store.schedules.get("news").definition
     assert definition["deliver"][0]["headers"] == {"Authorization": "Bearer hunter2"}
 
 

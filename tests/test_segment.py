@@ -8,8 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from briefing.segment import Sentence, segment
-from briefing.sources import Source, load_source, source_from_text
+from briefing.schema import Source
+from briefing.text.segment import Sentence, segment
+from briefing.text.sources import load_source, source_from_text
 
 SEEDS = sorted((Path(__file__).resolve().parent.parent / "seeds").glob("*.txt"))
 

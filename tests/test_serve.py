@@ -16,8 +16,8 @@ from typing import Any
 from click.testing import CliRunner
 
 from briefing.cli import main
-from briefing.migrations import head_revision, is_current
 from briefing.store import make_engine
+from briefing.store.migrations import head_revision, is_current
 
 
 def _clean_env(**extra: str) -> dict[str, str]:

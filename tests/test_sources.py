@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from briefing.errors import SourceError, UserError
-from briefing.sources import Source, canonicalize, load_source, source_from_text
+from briefing.schema import Source
+from briefing.text.sources import canonicalize, load_source, source_from_text
 
 BODY = "The council approved the budget on Monday. It passed by seven votes to two.\n"
 

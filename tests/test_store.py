@@ -16,16 +16,16 @@ from sqlalchemy import inspect, text
 from store_databases import BACKENDS, database_url
 
 from briefing.errors import ConflictError, NotFoundError, SourceError, UserError
-from briefing.migrations import current_revision, head_revision, is_current, upgrade
-from briefing.sources import source_from_text
 from briefing.store import (
-    Base,
     SourceInUseError,
     Store,
     make_engine,
     normalise_url,
     redacted_url,
 )
+from briefing.store.migrations import current_revision, head_revision, is_current, upgrade
+from briefing.store.tables import Base
+from briefing.text.sources import source_from_text
 
 
 @pytest.fixture(params=BACKENDS)
@@ -100,14 +100,14 @@ def test_postgresql_urls_use_psycopg_and_passwords_stay_hidden() -> None:
 
 
 def test_add_source_is_idempotent_by_content(store: Store) -> None:
-    first, created = store.add_source(_source("The council met. It voted.", "Council"))
+    first, created = store.sources.add(_source("The council met. It voted.", "Council"))
     assert created
-    again, created_again = store.add_source(_source("The council met. It voted.", "Other"))
+    again, created_again = store.sources.add(_source("The council met. It voted.", "Other"))
     assert not created_again
     assert again == first  # the stored title is kept
     assert first.title == "Council"
     assert first.created_at.tzinfo == UTC
-    assert store.get_source(first.id) == first
+    assert store.sources.get(first.id) == first
 
 
 def test_concurrent_adds_of_one_text_store_it_once(store: Store) -> None:
@@ -116,7 +116,7 @@ def test_concurrent_adds_of_one_text_store_it_once(store: Store) -> None:
 
     def add() -> None:
         barrier.wait()
-        outcomes.append(store.add_source(_source("Same text, many writers."))[1])
+        outcomes.append(store.sources.add(_source("Same text, many writers."))[1])
 
     threads = [threading.Thread(target=add) for _ in range(4)]
     for thread in threads:
@@ -124,21 +124,21 @@ def test_concurrent_adds_of_one_text_store_it_once(store: Store) -> None:
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == [False, False, False, True]
-    assert len(store.list_sources().items) == 1
+    assert len(store.sources.page().items) == 1
 
 
 def test_get_missing_source_is_not_found(store: Store) -> None:
     with pytest.raises(NotFoundError, match="nope"):
-        store.get_source("nope")
+        store.sources.get("nope")
 
 
 def test_list_sources_pages_newest_first_without_gaps(store: Store) -> None:
-    added = [store.add_source(_source(f"Source number {i}."))[0] for i in range(5)]
+    added = [store.sources.add(_source(f"Source number {i}."))[0] for i in range(5)]
     seen: list[str] = []
     cursor = None
     pages = 0
     while True:
-        page = store.list_sources(limit=2, cursor=cursor)
+        page = store.sources.page(limit=2, cursor=cursor)
         seen += [item.id for item in page.items]
         pages += 1
         if page.next_cursor is None:
@@ -146,7 +146,7 @@ def test_list_sources_pages_newest_first_without_gaps(store: Store) -> None:
         cursor = page.next_cursor
     assert pages == 3
     assert seen == [s.id for s in reversed(added)]
-    first = store.list_sources(limit=5).items[0]
+    first = store.sources.page(limit=5).items[0]
     assert first.chars == len(added[-1].text)
 
 
@@ -167,43 +167,43 @@ def _cursor(value: object) -> str:
 )
 def test_list_rejects_forged_cursors(store: Store, cursor: str) -> None:
     with pytest.raises(UserError, match="invalid cursor"):
-        store.list_sources(cursor=cursor)
+        store.sources.page(cursor=cursor)
     with pytest.raises(UserError, match="invalid cursor"):
-        store.list_jobs(cursor=cursor)
+        store.jobs.page(cursor=cursor)
 
 
 def test_list_sources_rejects_bad_cursor_and_limit(store: Store) -> None:
     with pytest.raises(UserError, match="invalid cursor"):
-        store.list_sources(cursor="garbage!")
+        store.sources.page(cursor="garbage!")
     with pytest.raises(UserError, match="limit"):
-        store.list_sources(limit=0)
+        store.sources.page(limit=0)
 
 
 # ---------------------------------------------------------------- jobs and deletion
 
 
 def test_delete_source_refused_while_a_job_uses_it(store: Store) -> None:
-    source, _ = store.add_source(_source("Used by a job."))
-    other, _ = store.add_source(_source("Not used by anyone."))
-    job, _ = store.create_job({"source_ids": [source.id]}, [source.id])
+    source, _ = store.sources.add(_source("Used by a job."))
+    other, _ = store.sources.add(_source("Not used by anyone."))
+    job, _ = store.jobs.create({"source_ids": [source.id]}, [source.id])
     with pytest.raises(SourceInUseError) as refused:
-        store.delete_source(source.id)
+        store.sources.delete(source.id)
     assert refused.value.job_ids == [job.id]
     assert isinstance(refused.value, ConflictError)
 
-    store.delete_source(other.id)  # unused sources go at once
+    store.sources.delete(other.id)  # unused sources go at once
     with pytest.raises(NotFoundError):
-        store.get_source(other.id)
+        store.sources.get(other.id)
 
-    claimed = store.claim_job("worker-1", lease_s=30)
+    claimed = store.jobs.claim("worker-1", lease_s=30)
     assert claimed is not None
     assert claimed.status == "running"
     with pytest.raises(SourceInUseError):
-        store.delete_source(source.id)
+        store.sources.delete(source.id)
 
-    store.finish_job(job.id, "succeeded", result={"ok": True})
-    store.delete_source(source.id)
-    kept = store.get_job(job.id)
+    store.jobs.finish(job.id, "succeeded", result={"ok": True})
+    store.sources.delete(source.id)
+    kept = store.jobs.get(job.id)
     assert kept.status == "succeeded"
     assert kept.result == {"ok": True}
     assert kept.source_ids == []  # the reference went with the source
@@ -211,34 +211,34 @@ def test_delete_source_refused_while_a_job_uses_it(store: Store) -> None:
 
 def test_delete_missing_source_is_not_found(store: Store) -> None:
     with pytest.raises(NotFoundError):
-        store.delete_source("missing")
+        store.sources.delete("missing")
 
 
 def test_create_job_needs_stored_sources(store: Store) -> None:
     with pytest.raises(NotFoundError, match="ghost"):
-        store.create_job({"source_ids": ["ghost"]}, ["ghost"])
+        store.jobs.create({"source_ids": ["ghost"]}, ["ghost"])
 
 
 def test_idempotency_key_returns_the_same_job_or_conflicts(store: Store) -> None:
-    source, _ = store.add_source(_source("Idempotent."))
+    source, _ = store.sources.add(_source("Idempotent."))
     request = {"source_ids": [source.id], "model": "extractive"}
-    job, created = store.create_job(request, [source.id], idempotency_key="key-1")
-    again, created_again = store.create_job(dict(request), [source.id], idempotency_key="key-1")
+    job, created = store.jobs.create(request, [source.id], idempotency_key="key-1")
+    again, created_again = store.jobs.create(dict(request), [source.id], idempotency_key="key-1")
     assert created
     assert not created_again
     assert again.id == job.id
     with pytest.raises(ConflictError, match="key-1"):
-        store.create_job({**request, "model": "other"}, [source.id], idempotency_key="key-1")
-    other, created_other = store.create_job(request, [source.id], idempotency_key="key-2")
+        store.jobs.create({**request, "model": "other"}, [source.id], idempotency_key="key-1")
+    other, created_other = store.jobs.create(request, [source.id], idempotency_key="key-2")
     assert created_other
     assert other.id != job.id
 
 
 def test_claim_takes_the_oldest_queued_job_and_counts_attempts(store: Store) -> None:
-    source, _ = store.add_source(_source("Claimed."))
-    first, _ = store.create_job({"n": 1}, [source.id])
-    second, _ = store.create_job({"n": 2}, [source.id])
-    claimed = store.claim_job("w", lease_s=60)
+    source, _ = store.sources.add(_source("Claimed."))
+    first, _ = store.jobs.create({"n": 1}, [source.id])
+    second, _ = store.jobs.create({"n": 2}, [source.id])
+    claimed = store.jobs.claim("w", lease_s=60)
     assert claimed is not None
     assert claimed.id == first.id
     assert claimed.attempts == 1
@@ -246,133 +246,133 @@ def test_claim_takes_the_oldest_queued_job_and_counts_attempts(store: Store) -> 
     assert claimed.started_at is not None
     assert claimed.lease_expires_at is not None
     assert claimed.lease_expires_at > claimed.started_at
-    assert store.claim_job("w", lease_s=60).id == second.id  # type: ignore[union-attr]
-    assert store.claim_job("w", lease_s=60) is None
+    assert store.jobs.claim("w", lease_s=60).id == second.id  # type: ignore[union-attr]
+    assert store.jobs.claim("w", lease_s=60) is None
 
 
 def test_finish_job_only_once_and_only_to_a_final_status(store: Store) -> None:
-    source, _ = store.add_source(_source("Finished."))
-    job, _ = store.create_job({}, [source.id])
+    source, _ = store.sources.add(_source("Finished."))
+    job, _ = store.jobs.create({}, [source.id])
     with pytest.raises(UserError, match="final status"):
-        store.finish_job(job.id, "running")
-    done = store.finish_job(job.id, "failed", error="provider said no")
+        store.jobs.finish(job.id, "running")
+    done = store.jobs.finish(job.id, "failed", error="provider said no")
     assert done.status == "failed"
     assert done.error == "provider said no"
     assert done.finished_at is not None
     with pytest.raises(ConflictError, match="already finished"):
-        store.finish_job(job.id, "succeeded")
+        store.jobs.finish(job.id, "succeeded")
     with pytest.raises(NotFoundError):
-        store.finish_job("missing", "failed")
+        store.jobs.finish("missing", "failed")
     with pytest.raises(NotFoundError):
-        store.get_job("missing")
+        store.jobs.get("missing")
 
 
 def test_heartbeat_extends_the_lease_and_records_progress(store: Store) -> None:
-    source, _ = store.add_source(_source("Heartbeat."))
-    job, _ = store.create_job({}, [source.id])
-    claimed = store.claim_job("w1", lease_s=1)
+    source, _ = store.sources.add(_source("Heartbeat."))
+    job, _ = store.jobs.create({}, [source.id])
+    claimed = store.jobs.claim("w1", lease_s=1)
     assert claimed is not None
     assert claimed.lease_expires_at is not None
-    beat = store.heartbeat(job.id, "w1", lease_s=600, progress={"stage": "map", "done": 1})
+    beat = store.jobs.heartbeat(job.id, "w1", lease_s=600, progress={"stage": "map", "done": 1})
     assert beat.progress == {"stage": "map", "done": 1}
     assert beat.lease_expires_at is not None
     assert beat.lease_expires_at > claimed.lease_expires_at
     with pytest.raises(ConflictError, match="no longer held"):
-        store.heartbeat(job.id, "w2", lease_s=600)
+        store.jobs.heartbeat(job.id, "w2", lease_s=600)
     with pytest.raises(ConflictError, match="no longer held"):
-        store.finish_job(job.id, "succeeded", worker_id="w2")
-    assert store.finish_job(job.id, "succeeded", worker_id="w1").status == "succeeded"
+        store.jobs.finish(job.id, "succeeded", worker_id="w2")
+    assert store.jobs.finish(job.id, "succeeded", worker_id="w1").status == "succeeded"
     with pytest.raises(ConflictError):
-        store.heartbeat(job.id, "w1", lease_s=600)
+        store.jobs.heartbeat(job.id, "w1", lease_s=600)
 
 
 def test_cancel_stops_queued_jobs_at_once_and_flags_running_ones(store: Store) -> None:
-    source, _ = store.add_source(_source("Cancelled."))
-    queued, _ = store.create_job({"n": 1}, [source.id])
-    running, _ = store.create_job({"n": 2}, [source.id])
-    assert store.claim_job("w", lease_s=60) is not None  # takes `queued` (the oldest)...
-    store.finish_job(queued.id, "succeeded", worker_id="w")
-    claimed = store.claim_job("w", lease_s=60)  # ...then `running`
+    source, _ = store.sources.add(_source("Cancelled."))
+    queued, _ = store.jobs.create({"n": 1}, [source.id])
+    running, _ = store.jobs.create({"n": 2}, [source.id])
+    assert store.jobs.claim("w", lease_s=60) is not None  # takes `queued` (the oldest)...
+    store.jobs.finish(queued.id, "succeeded", worker_id="w")
+    claimed = store.jobs.claim("w", lease_s=60)  # ...then `running`
     assert claimed is not None
     assert claimed.id == running.id
-    third, _ = store.create_job({"n": 3}, [source.id])
+    third, _ = store.jobs.create({"n": 3}, [source.id])
 
-    cancelled = store.request_cancel(third.id)
+    cancelled = store.jobs.request_cancel(third.id)
     assert cancelled.status == "cancelled"
     assert cancelled.finished_at is not None
-    flagged = store.request_cancel(running.id)
+    flagged = store.jobs.request_cancel(running.id)
     assert flagged.status == "running"
     assert flagged.cancel_requested
-    assert store.heartbeat(running.id, "w", lease_s=60).cancel_requested
-    finished = store.request_cancel(queued.id)
+    assert store.jobs.heartbeat(running.id, "w", lease_s=60).cancel_requested
+    finished = store.jobs.request_cancel(queued.id)
     assert finished.status == "succeeded"  # too late: left as it was
     assert not finished.cancel_requested
     with pytest.raises(NotFoundError):
-        store.request_cancel("missing")
+        store.jobs.request_cancel("missing")
 
 
 def test_recover_requeues_jobs_of_dead_workers_then_gives_up(store: Store) -> None:
-    source, _ = store.add_source(_source("Recovered."))
-    job, _ = store.create_job({}, [source.id])
-    healthy, _ = store.create_job({"other": True}, [source.id])
-    first = store.claim_job("dead-worker", lease_s=5)
-    store.claim_job("live-worker", lease_s=3600)
+    source, _ = store.sources.add(_source("Recovered."))
+    job, _ = store.jobs.create({}, [source.id])
+    healthy, _ = store.jobs.create({"other": True}, [source.id])
+    first = store.jobs.claim("dead-worker", lease_s=5)
+    store.jobs.claim("live-worker", lease_s=3600)
     assert first is not None
     assert first.id == job.id
     assert first.lease_expires_at is not None
     later = first.lease_expires_at + timedelta(seconds=1)
 
     assert (
-        store.recover_jobs(max_attempts=2, now=first.lease_expires_at - timedelta(seconds=1)) == []
+        store.jobs.recover(max_attempts=2, now=first.lease_expires_at - timedelta(seconds=1)) == []
     )
-    recovered = store.recover_jobs(max_attempts=2, now=later)
+    recovered = store.jobs.recover(max_attempts=2, now=later)
     assert [(j.id, j.status, j.worker_id) for j in recovered] == [(job.id, "queued", None)]
-    assert store.get_job(healthy.id).status == "running"  # its lease has not run out
+    assert store.jobs.get(healthy.id).status == "running"  # its lease has not run out
 
-    second = store.claim_job("another-dead-worker", lease_s=5)
+    second = store.jobs.claim("another-dead-worker", lease_s=5)
     assert second is not None
     assert second.attempts == 2
     assert second.lease_expires_at is not None
-    failed = store.recover_jobs(max_attempts=2, now=second.lease_expires_at + timedelta(seconds=1))
+    failed = store.jobs.recover(max_attempts=2, now=second.lease_expires_at + timedelta(seconds=1))
     assert [j.status for j in failed] == ["failed"]
     assert "gave up after 2 attempt(s)" in (failed[0].error or "")
 
 
 def test_release_requeues_a_job_without_counting_the_attempt(store: Store) -> None:
-    source, _ = store.add_source(_source("Released."))
-    job, _ = store.create_job({}, [source.id])
-    store.claim_job("stopping-worker", lease_s=60)
+    source, _ = store.sources.add(_source("Released."))
+    job, _ = store.jobs.create({}, [source.id])
+    store.jobs.claim("stopping-worker", lease_s=60)
 
     with pytest.raises(ConflictError):
-        store.release_job(job.id, "another-worker")
-    released = store.release_job(job.id, "stopping-worker")
+        store.jobs.release(job.id, "another-worker")
+    released = store.jobs.release(job.id, "stopping-worker")
 
     assert (released.status, released.attempts, released.worker_id) == ("queued", 0, None)
     assert released.lease_expires_at is None
     assert released.started_at is None
     with pytest.raises(ConflictError):  # a queued job is held by no one
-        store.release_job(job.id, "stopping-worker")
+        store.jobs.release(job.id, "stopping-worker")
 
 
 def test_release_cancels_a_job_whose_cancel_was_asked_for(store: Store) -> None:
-    source, _ = store.add_source(_source("Released, cancelled."))
-    job, _ = store.create_job({}, [source.id])
-    store.claim_job("stopping-worker", lease_s=60)
-    store.request_cancel(job.id)
+    source, _ = store.sources.add(_source("Released, cancelled."))
+    job, _ = store.jobs.create({}, [source.id])
+    store.jobs.claim("stopping-worker", lease_s=60)
+    store.jobs.request_cancel(job.id)
 
-    released = store.release_job(job.id, "stopping-worker")
+    released = store.jobs.release(job.id, "stopping-worker")
 
     assert (released.status, released.error) == ("cancelled", "cancelled")
     assert released.finished_at is not None
 
 
 def test_finish_job_records_the_last_progress(store: Store) -> None:
-    source, _ = store.add_source(_source("Finished with progress."))
-    job, _ = store.create_job({}, [source.id])
-    store.claim_job("w", lease_s=60)
-    store.heartbeat(job.id, "w", lease_s=60, progress={"stage": "map", "done": 0, "total": 1})
+    source, _ = store.sources.add(_source("Finished with progress."))
+    job, _ = store.jobs.create({}, [source.id])
+    store.jobs.claim("w", lease_s=60)
+    store.jobs.heartbeat(job.id, "w", lease_s=60, progress={"stage": "map", "done": 0, "total": 1})
 
-    done = store.finish_job(
+    done = store.jobs.finish(
         job.id, "succeeded", result={}, worker_id="w", progress={"stage": "check", "done": 1}
     )
 
@@ -380,28 +380,28 @@ def test_finish_job_records_the_last_progress(store: Store) -> None:
 
 
 def test_list_jobs_pages_and_filters(store: Store) -> None:
-    source, _ = store.add_source(_source("Listed."))
-    made = [store.create_job({"n": i}, [source.id])[0] for i in range(3)]
-    store.request_cancel(made[0].id)
-    page, cursor = store.list_jobs(limit=2)
+    source, _ = store.sources.add(_source("Listed."))
+    made = [store.jobs.create({"n": i}, [source.id])[0] for i in range(3)]
+    store.jobs.request_cancel(made[0].id)
+    page, cursor = store.jobs.page(limit=2)
     assert [j.id for j in page] == [made[2].id, made[1].id]
     assert cursor is not None
-    rest, end = store.list_jobs(limit=2, cursor=cursor)
+    rest, end = store.jobs.page(limit=2, cursor=cursor)
     assert [j.id for j in rest] == [made[0].id]
     assert end is None
-    queued, _ = store.list_jobs(statuses=["queued"])
+    queued, _ = store.jobs.page(statuses=["queued"])
     assert {j.id for j in queued} == {made[1].id, made[2].id}
-    since, _ = store.list_jobs(since=made[1].created_at)
+    since, _ = store.jobs.page(since=made[1].created_at)
     assert {j.id for j in since} == {made[1].id, made[2].id}
-    future, _ = store.list_jobs(since=made[2].created_at + timedelta(days=1))
+    future, _ = store.jobs.page(since=made[2].created_at + timedelta(days=1))
     assert future == []
     with pytest.raises(UserError, match="timezone"):
-        store.list_jobs(since=datetime(2026, 1, 1))
+        store.jobs.page(since=datetime(2026, 1, 1))
 
 
 def test_concurrent_upgrades_all_reach_head(url: str) -> None:
     # Separate processes, as when several service instances start together.
-    code = "import sys; from briefing.migrations import upgrade; print(upgrade(sys.argv[1]))"
+    code = "import sys; from briefing.store.migrations import upgrade; print(upgrade(sys.argv[1]))"
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", code, url],
@@ -436,23 +436,23 @@ def test_concurrent_upgrades_all_reach_head(url: str) -> None:
 
 def test_nul_characters_are_refused_alike_on_every_backend(store: Store) -> None:
     # PostgreSQL cannot store NUL in text or jsonb; SQLite could, but must answer the same.
-    source, _ = store.add_source(_source("Plain text."))
+    source, _ = store.sources.add(_source("Plain text."))
     with pytest.raises(SourceError, match="NUL"):
-        store.add_source(source_from_text("Other text.", title="bad\x00title"))
+        store.sources.add(source_from_text("Other text.", title="bad\x00title"))
     with pytest.raises(NotFoundError):
-        store.get_source("ab\x00cd")
+        store.sources.get("ab\x00cd")
     with pytest.raises(NotFoundError):
-        store.delete_source("ab\x00cd")
+        store.sources.delete("ab\x00cd")
     with pytest.raises(NotFoundError):
-        store.get_job("x\x00")
+        store.jobs.get("x\x00")
     with pytest.raises(UserError, match="job request"):
-        store.create_job({"title": ["fine", {"k": "bad\x00"}]}, [source.id])
+        store.jobs.create({"title": ["fine", {"k": "bad\x00"}]}, [source.id])
     with pytest.raises(UserError, match="idempotency key"):
-        store.create_job({}, [source.id], idempotency_key="k\x00")
-    job, _ = store.create_job({}, [source.id])
-    assert store.claim_job("w", lease_s=60) is not None
+        store.jobs.create({}, [source.id], idempotency_key="k\x00")
+    job, _ = store.jobs.create({}, [source.id])
+    assert store.jobs.claim("w", lease_s=60) is not None
     with pytest.raises(UserError, match="progress"):
-        store.heartbeat(job.id, "w", lease_s=60, progress={"stage": "\x00"})
+        store.jobs.heartbeat(job.id, "w", lease_s=60, progress={"stage": "\x00"})
     with pytest.raises(UserError, match="job error"):
-        store.finish_job(job.id, "failed", error="bad\x00")
-    assert store.finish_job(job.id, "failed", error="readable").error == "readable"
+        store.jobs.finish(job.id, "failed", error="bad\x00")
+    assert store.jobs.finish(job.id, "failed", error="readable").error == "readable"

@@ -12,9 +12,10 @@ import pytest
 from store_databases import BACKENDS, database_url
 
 from briefing.errors import ConflictError, NotFoundError, UserError
-from briefing.migrations import upgrade
-from briefing.sources import Source, source_from_text
+from briefing.schema import Source
 from briefing.store import FetchState, Store
+from briefing.store.migrations import upgrade
+from briefing.text.sources import source_from_text
 
 T0 = datetime(2026, 3, 14, 6, 0, tzinfo=UTC)
 
@@ -41,7 +42,7 @@ def text(n: int) -> Source:
 
 def test_recording_a_text_twice_keeps_the_first_sighting(store: Store) -> None:
     source = text(1)
-    item, new = store.record_item(
+    item, new = store.items.record(
         source,
         origin="https://news.example/a",
         seen_at=T0,
@@ -55,63 +56,63 @@ def test_recording_a_text_twice_keeps_the_first_sighting(store: Store) -> None:
     assert item.first_seen_at == T0
     assert (item.title, item.author) == ("Harbour reopens", "Maria Lindqvist")
     assert item.published_at == datetime(2026, 3, 14, 5, 30, tzinfo=UTC)
-    assert store.get_source(source.id).text == source.text
+    assert store.sources.get(source.id).text == source.text
 
     later = T0 + timedelta(days=1)
-    again, new = store.record_item(source, origin="/elsewhere/a.txt", seen_at=later, title="Other")
+    again, new = store.items.record(source, origin="/elsewhere/a.txt", seen_at=later, title="Other")
     assert not new
     assert again == item  # origin, first_seen_at and metadata untouched
-    assert store.get_item(source.id) == item
+    assert store.items.get(source.id) == item
 
 
 def test_a_stored_source_collected_later_is_a_new_item(store: Store) -> None:
-    uploaded, _ = store.add_source(text(2))
-    item, new = store.record_item(text(2), origin="notes/2.txt", seen_at=T0)
+    uploaded, _ = store.sources.add(text(2))
+    item, new = store.items.record(text(2), origin="notes/2.txt", seen_at=T0)
     assert new
     assert item.source_id == uploaded.id
-    assert store.get_source(uploaded.id).created_at == uploaded.created_at
+    assert store.sources.get(uploaded.id).created_at == uploaded.created_at
 
 
 def test_aware_times_only(store: Store) -> None:
     with pytest.raises(UserError, match="seen_at must carry a timezone"):
-        store.record_item(text(3), origin="x", seen_at=datetime(2026, 3, 14))
+        store.items.record(text(3), origin="x", seen_at=datetime(2026, 3, 14))
     with pytest.raises(UserError, match="since"):
-        store.list_items(datetime(2026, 3, 14), T0)
+        store.items.between(datetime(2026, 3, 14), T0)
 
 
 def test_a_different_text_under_a_taken_id_conflicts(store: Store) -> None:
-    store.record_item(text(4), origin="a", seen_at=T0)
+    store.items.record(text(4), origin="a", seen_at=T0)
     forged = text(5).model_copy(update={"id": text(4).id})
     with pytest.raises(ConflictError):
-        store.record_item(forged, origin="b", seen_at=T0)
+        store.items.record(forged, origin="b", seen_at=T0)
 
 
 def test_list_items_of_a_window(store: Store) -> None:
     times = [T0 - timedelta(hours=1), T0, T0 + timedelta(hours=12), T0 + timedelta(hours=24)]
     ids = []
     for n, when in enumerate(times):
-        item, _ = store.record_item(text(10 + n), origin=f"o{n}", seen_at=when)
+        item, _ = store.items.record(text(10 + n), origin=f"o{n}", seen_at=when)
         ids.append(item.source_id)
-    window = store.list_items(T0, T0 + timedelta(hours=24))  # [since, until)
+    window = store.items.between(T0, T0 + timedelta(hours=24))  # [since, until)
     assert [i.source_id for i in window] == ids[1:3]
-    assert [i.source_id for i in store.list_items(T0, T0 + timedelta(days=2))] == ids[1:]
-    only = store.list_items(T0, T0 + timedelta(days=2), source_ids=[ids[3], "missing"])
+    assert [i.source_id for i in store.items.between(T0, T0 + timedelta(days=2))] == ids[1:]
+    only = store.items.between(T0, T0 + timedelta(days=2), source_ids=[ids[3], "missing"])
     assert [i.source_id for i in only] == [ids[3]]
-    assert store.list_items(T0, T0 + timedelta(days=2), source_ids=[]) == []
+    assert store.items.between(T0, T0 + timedelta(days=2), source_ids=[]) == []
     # Any time zone names the same instants.
     berlin = T0.astimezone(ZoneInfo("Europe/Berlin"))
-    assert store.list_items(berlin, berlin + timedelta(hours=24)) == window
+    assert store.items.between(berlin, berlin + timedelta(hours=24)) == window
 
 
 def test_get_item_of_an_uncollected_source_is_not_found(store: Store) -> None:
     with pytest.raises(NotFoundError):
-        store.get_item("0123456789abcdef")
+        store.items.get("0123456789abcdef")
 
 
 def test_fetch_state_round_trip_under_the_normalised_url(store: Store) -> None:
-    assert store.get_fetch_state("https://news.example/feed") is None
-    source, _ = store.add_source(text(20))
-    saved = store.put_fetch_state(
+    assert store.fetch_state.get("https://news.example/feed") is None
+    source, _ = store.sources.add(text(20))
+    saved = store.fetch_state.put(
         FetchState(
             url="HTTPS://News.Example:443/feed#latest",
             etag='W/"abc"',
@@ -122,43 +123,43 @@ def test_fetch_state_round_trip_under_the_normalised_url(store: Store) -> None:
         )
     )
     assert saved.url == "https://news.example/feed"
-    got = store.get_fetch_state("https://news.example/feed")
+    got = store.fetch_state.get("https://news.example/feed")
     assert got == saved
     assert got is not None
     assert got.entries == [{"url": "https://news.example/a", "title": "A", "published_at": None}]
 
-    replaced = store.put_fetch_state(
+    replaced = store.fetch_state.put(
         FetchState(url="https://news.example/feed", etag='"v2"', fetched_at=T0 + timedelta(1))
     )
     assert replaced.etag == '"v2"'
     assert replaced.last_modified is None
     assert replaced.source_id is None
-    assert store.get_fetch_state("https://news.example/feed#x") == replaced
+    assert store.fetch_state.get("https://news.example/feed#x") == replaced
 
 
 def test_fetch_state_needs_a_stored_source(store: Store) -> None:
     with pytest.raises(NotFoundError):
-        store.put_fetch_state(
+        store.fetch_state.put(
             FetchState(url="https://news.example/", source_id="0123456789abcdef", fetched_at=T0)
         )
 
 
 def test_deleting_a_source_deletes_its_item_and_forgets_its_fetch(store: Store) -> None:
     source = text(30)
-    store.record_item(source, origin="https://news.example/a", seen_at=T0)
-    store.put_fetch_state(
+    store.items.record(source, origin="https://news.example/a", seen_at=T0)
+    store.fetch_state.put(
         FetchState(url="https://news.example/a", etag='"1"', source_id=source.id, fetched_at=T0)
     )
-    store.delete_source(source.id)
+    store.sources.delete(source.id)
     with pytest.raises(NotFoundError):
-        store.get_item(source.id)
-    state = store.get_fetch_state("https://news.example/a")
+        store.items.get(source.id)
+    state = store.fetch_state.get("https://news.example/a")
     assert state is not None
     assert state.source_id is None  # the next fetch of the URL asks unconditionally
-    assert store.list_items(T0 - timedelta(1), T0 + timedelta(1)) == []
+    assert store.items.between(T0 - timedelta(1), T0 + timedelta(1)) == []
     # Found again, the text is new again: it was deleted on purpose.
     later = T0 + timedelta(days=2)
-    item, new = store.record_item(source, origin="https://news.example/a", seen_at=later)
+    item, new = store.items.record(source, origin="https://news.example/a", seen_at=later)
     assert new
     assert item.first_seen_at == later
 
@@ -172,7 +173,7 @@ def test_concurrent_collectors_record_one_item(store: Store) -> None:
     def record(n: int) -> None:
         try:
             barrier.wait(timeout=10)
-            _, new = store.record_item(source, origin=f"worker-{n}", seen_at=T0)
+            _, new = store.items.record(source, origin=f"worker-{n}", seen_at=T0)
             results.append(new)
         except BaseException as exc:
             errors.append(exc)
@@ -184,7 +185,7 @@ def test_concurrent_collectors_record_one_item(store: Store) -> None:
         thread.join(timeout=30)
     assert errors == []
     assert sorted(results) == [False] * 5 + [True]
-    assert len(store.list_items(T0, T0 + timedelta(seconds=1))) == 1
+    assert len(store.items.between(T0, T0 + timedelta(seconds=1))) == 1
 
 
 def test_concurrent_fetch_state_writers_leave_one_row(store: Store) -> None:
@@ -194,7 +195,7 @@ def test_concurrent_fetch_state_writers_leave_one_row(store: Store) -> None:
     def put(n: int) -> None:
         try:
             barrier.wait(timeout=10)
-            store.put_fetch_state(
+            store.fetch_state.put(
                 FetchState(url="https://news.example/race", etag=f'"{n}"', fetched_at=T0)
             )
         except BaseException as exc:
@@ -206,7 +207,7 @@ def test_concurrent_fetch_state_writers_leave_one_row(store: Store) -> None:
     for thread in threads:
         thread.join(timeout=30)
     assert errors == []
-    state = store.get_fetch_state("https://news.example/race")
+    state = store.fetch_state.get("https://news.example/race")
     assert state is not None
     assert state.etag in {'"0"', '"1"', '"2"', '"3"'}
 
@@ -215,9 +216,9 @@ def test_upgrading_from_0001_keeps_the_sources(url: str) -> None:
     upgrade(url, "0001")
     store = Store(url)
     try:
-        old, _ = store.add_source(text(50))
+        old, _ = store.sources.add(text(50))
         assert upgrade(url, "0002") == "0002"
-        item, new = store.record_item(text(50), origin="notes/50.txt", seen_at=T0)
+        item, new = store.items.record(text(50), origin="notes/50.txt", seen_at=T0)
         assert new
         assert item.source_id == old.id
     finally:
@@ -226,6 +227,6 @@ def test_upgrading_from_0001_keeps_the_sources(url: str) -> None:
 
 def test_nul_characters_are_refused(store: Store) -> None:
     with pytest.raises(UserError):
-        store.record_item(text(60), origin="a\x00b", seen_at=T0)
+        store.items.record(text(60), origin="a\x00b", seen_at=T0)
     with pytest.raises(UserError):
-        store.put_fetch_state(FetchState(url="https://x.example/", etag="\x00", fetched_at=T0))
+        store.fetch_state.put(FetchState(url="https://x.example/", etag="\x00", fetched_at=T0))

@@ -1,7 +1,0 @@
-"""The HTTP service (FastAPI) over the pipeline and the store."""
-
-from __future__ import annotations
-
-from briefing.api.app import create_app
-
-__all__ = ["create_app"]

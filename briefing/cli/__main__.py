@@ -1,0 +1,5 @@
+"""`python -m briefing.cli`."""
+
+from briefing.cli import main
+
+main()

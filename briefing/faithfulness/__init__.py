@@ -1,0 +1,2 @@
+"""Whether claims are supported: the checker (offline lexical model, LLM judge, blend) and
+the comparison of sources against each other."""

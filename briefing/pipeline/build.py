@@ -1,0 +1,112 @@
+"""Build a briefing: pick the engine, run it, and check every citation before returning."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from briefing.config import Settings
+from briefing.errors import BriefingError, SourceError
+from briefing.faithfulness.checker import Checker, check_briefing
+from briefing.models.calllog import CallLog, CallRecorder
+from briefing.models.prompts import PromptLibrary, PromptTemplate, parse_ref
+from briefing.pipeline.citations import citation_problems
+from briefing.pipeline.mapreduce import MapReduce, Progress
+from briefing.schema import Briefing, Source
+from briefing.text.sources import load_source
+
+
+def load_sources(paths: Sequence[str | Path]) -> list[Source]:
+    """Load files in the given order; the same content given twice is kept once."""
+    if not paths:
+        raise SourceError("no source files given")
+    sources: dict[str, Source] = {}
+    for path in paths:
+        source = load_source(path)
+        sources.setdefault(source.id, source)
+    return list(sources.values())
+
+
+async def build_briefing(
+    sources: list[Source],
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    call_log: CallRecorder | None = None,
+) -> Briefing:
+    """A briefing of `sources` with the engine the settings name."""
+    if not sources:
+        raise SourceError("no sources to brief")
+    if (
+        call_log is None
+        and settings.log_calls
+        and not (settings.is_extractive and settings.check_model is None)
+    ):
+        call_log = CallLog(settings.call_log_path)
+    # Made first, so a misconfigured checker fails before any model is called.
+    # A judge failure must not cost the briefing: that claim keeps its offline verdict.
+    checker = Checker(settings, call_log=call_log, fallback=True)
+    checker.check_credentials()
+    if settings.is_extractive:
+        from briefing.pipeline.extractive import build_extractive
+
+        briefing = build_extractive(sources, settings)
+    else:
+        from briefing.models.llm import LLMClient
+        from briefing.models.local import with_model_defaults
+
+        settings = with_model_defaults(settings)
+        client = LLMClient(settings, call_log)
+        client.check_credentials()
+        engine = MapReduce(settings, client, _CachedPromptLibrary(settings.prompts_dir), progress)
+        briefing = await engine.run(sources)
+    problems = citation_problems(briefing)
+    if problems:
+        # Citations are built from spans, so this is a bug; refuse to hand out a briefing
+        # whose quotes could mislead.
+        raise BriefingError(
+            "internal error: citations do not match their sources: " + "; ".join(problems[:5])
+        )
+    if progress is not None:
+        progress("check", 0, len(briefing.claims()))
+    briefing = await check_briefing(briefing, checker, settings.on_unsupported)
+    if progress is not None:
+        progress("check", len(briefing.claims()), len(briefing.claims()))
+    return briefing
+
+
+def build_briefing_sync(
+    sources: list[Source], settings: Settings, *, progress: Progress | None = None
+) -> Briefing:
+    """build_briefing for callers without an event loop."""
+    return asyncio.run(build_briefing(sources, settings, progress=progress))
+
+
+class _CachedPromptLibrary(PromptLibrary):
+    """Parses each template once per process while the files of its name are unchanged.
+
+    Parsing and validating the three YAML templates took 15-25 ms on every briefing, a
+    tenth of a model call; reading and hashing the files takes a fraction of a millisecond.
+    """
+
+    def get(self, ref: str) -> PromptTemplate:
+        """The template for NAME@VERSION, parsed again only when a file of NAME changed."""
+        name, _ = parse_ref(ref)
+        try:
+            contents = tuple(
+                sorted(
+                    (p.name, hashlib.sha256(p.read_bytes()).hexdigest())
+                    for p in (self.root / name).glob("v*.yaml")
+                )
+            )
+        except OSError:
+            return super().get(ref)
+        return _cached_template(self.root, ref, contents)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_template(root: Path, ref: str, contents: tuple[tuple[str, str], ...]) -> PromptTemplate:
+    return PromptLibrary(root).get(ref)

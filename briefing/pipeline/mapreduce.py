@@ -1,0 +1,543 @@
+"""The LLM engine: map chunks to cited claims, condense if needed, reduce to a briefing.
+
+The model only ever cites ids (sentence ids in the map step, claim ids after it); code
+turns ids into exact spans, so a quote can never be invented. Ids that name nothing the
+model was shown are reported in the warnings and removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, Field, field_validator
+
+from briefing.config import Settings
+from briefing.errors import LLMError, ModelOutputError
+from briefing.models.llm import LLMClient
+from briefing.models.prompts import PromptLibrary, PromptTemplate, as_data
+from briefing.models.tokens import count_tokens
+from briefing.pipeline.chunking import Chunk, chunk_sentences
+from briefing.pipeline.citations import merge_citations, resolve_sentence_ids
+from briefing.schema import Briefing, Citation, Claim, Disagreement, PromptRef, Source, Usage
+from briefing.text.segment import Sentence, segment
+
+#: Progress callback: (stage, done, total).
+Progress = Callable[[str, int, int], None]
+#: Tokens kept free for the chat format and tokenizer mismatch between models.
+_SAFETY_TOKENS = 256
+_MAX_CONDENSE_LEVELS = 6
+#: Tokens of the map template around the sentences: about 190 in o200k_base, with room
+#: for models whose tokenizers count more.
+_MAP_TEMPLATE_TOKENS = 600
+_QUOTE_CHARS = 60
+#: The most claims the map step asks of one chunk, however long.
+_MAX_CLAIMS_PER_DOCUMENT = 16
+T = TypeVar("T")
+#: A sentence tag at the front of a claim ("S3 ", "[S3] ").
+_LEADING_TAG = re.compile(r"\[?(S\d+)\]?[\s:.,-]+")
+
+
+def _ids(value: object) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    return [str(v) for v in items if v is not None]
+
+
+class _MapClaim(BaseModel):
+    text: str = Field(min_length=1)
+    sentence_ids: list[str]
+
+    _coerce = field_validator("sentence_ids", mode="before")(lambda v: _ids(v))
+
+
+def _without_copied_tags(claim: _MapClaim) -> str:
+    """The claim's text without the tags of its own sentences copied to its front.
+
+    Small models copy "S3 " from the prompt into the claim; the citation already says where
+    it comes from. Only a tag the claim cites is removed, so "S3 buckets were exposed" keeps
+    its first word unless it cites sentence S3.
+    """
+    text = claim.text.strip()
+    while (match := _LEADING_TAG.match(text)) and match.group(1) in claim.sentence_ids:
+        if not text[match.end() :].strip():
+            break
+        text = text[match.end() :].lstrip()
+    return text
+
+
+class MapOutput(BaseModel):
+    """What extract-claims returns."""
+
+    claims: list[_MapClaim]
+
+
+class Point(BaseModel):
+    """A sentence of the model's with the claim ids it rests on."""
+
+    text: str = Field(min_length=1)
+    claim_ids: list[str]
+
+    _coerce = field_validator("claim_ids", mode="before")(lambda v: _ids(v))
+
+
+class CondenseOutput(BaseModel):
+    """What condense-claims returns."""
+
+    claims: list[Point]
+
+
+class _Sides(BaseModel):
+    topic: str
+    sides: list[Point]
+
+
+class ReduceOutput(BaseModel):
+    """What the briefing prompt returns."""
+
+    title: str = Field(min_length=1)
+    summary: list[Point]
+    key_points: list[Point]
+    disagreements: list[_Sides] = Field(default_factory=list)
+
+
+@dataclass
+class _Document:
+    """One chunk of one source as the map step shows it, with the claims it asks of it."""
+
+    source: Source
+    chunk: Chunk
+    max_claims: int
+
+
+def _where(pack: list[_Document]) -> str:
+    """Names the chunks of a map request in warnings."""
+    return ", ".join(f"chunk {d.chunk.id} of {d.source.title!r}" for d in pack)
+
+
+def _claim_limit(prompt: PromptTemplate) -> int:
+    """The map template's own cap on claims per answer (its schema's maxItems)."""
+    claims = prompt.output_schema.get("properties", {}).get("claims", {})
+    limit = claims.get("maxItems") if isinstance(claims, dict) else None
+    return int(limit) if isinstance(limit, int) and limit > 0 else 10**6
+
+
+@dataclass
+class _Claim:
+    id: str
+    text: str
+    citations: list[Citation]
+    source_labels: list[str]
+
+
+async def _all(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run concurrently; the first failure cancels the rest and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(c) for c in coros]
+    except BaseExceptionGroup as group_error:
+        # Callers handle BriefingError, not ExceptionGroup.
+        raise group_error.exceptions[0] from None
+    return [t.result() for t in tasks]
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _QUOTE_CHARS else text[: _QUOTE_CHARS - 1] + "…"
+
+
+class MapReduce:
+    """Builds one briefing with one LLMClient."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: LLMClient,
+        library: PromptLibrary,
+        progress: Progress | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.map_prompt = library.get(settings.map_prompt)
+        self.condense_prompt = library.get(settings.condense_prompt)
+        self.reduce_prompt = library.get(settings.prompt)
+        self.progress = progress or (lambda stage, done, total: None)
+        self.usage = Usage()
+        self.warnings: list[str] = []
+        self.used: list[PromptTemplate] = []
+        self._order: dict[str, int] = {}
+
+    async def run(self, sources: list[Source]) -> Briefing:
+        """Map every chunk, condense until the claims fit, then reduce."""
+        labels = {s.id: f"[{n}]" for n, s in enumerate(sources, start=1)}
+        self._order = {s.id: n for n, s in enumerate(sources)}
+        claims = await self._map(sources, labels)
+        if not claims:
+            raise LLMError(
+                "the model extracted no claim with a valid citation from any source; "
+                "see the warnings: " + "; ".join(self.warnings[-5:])
+            )
+        claims = await self._condense_until_fits(claims, sources, labels)
+        return await self._reduce(claims, sources, labels)
+
+    def _chunk_budget(self) -> tuple[int, int]:
+        """(chunk size, overlap) in tokens that leave room for the map prompt and answer."""
+        window = self.client.context_tokens()
+        prompt_cost = (
+            int(self.map_prompt.model_parameters.get("max_tokens", 1024)) + _MAP_TEMPLATE_TOKENS
+        )
+        size = min(self.settings.chunk_tokens, max(64, window - prompt_cost - _SAFETY_TOKENS))
+        return size, min(self.settings.chunk_overlap_tokens, size // 4)
+
+    def _chunks(self, source: Source, size: int, overlap: int) -> list[Chunk]:
+        return chunk_sentences(
+            segment(source),
+            encoding=self.settings.encoding,
+            max_tokens=size,
+            overlap_tokens=overlap,
+        )
+
+    def _packs(self) -> bool:
+        """Whether the map template takes several sources per request (extract-claims@2 on).
+
+        Earlier versions take one chunk of one source; the template's instructions then cost
+        a fifth of the tokens of a typical article, once per article.
+        """
+        return "documents" in self.map_prompt.input_variables
+
+    def _max_claims(self, chunk: Chunk) -> int:
+        """Claims asked of one chunk: one per `claim_tokens` of its text, within bounds."""
+        wanted = -(-chunk.tokens // self.settings.claim_tokens)
+        return max(1, min(_MAX_CLAIMS_PER_DOCUMENT, wanted))
+
+    def _map_variables(
+        self, pack: list[_Document]
+    ) -> tuple[dict[str, object], dict[str, Sentence]]:
+        """The map prompt's variables for `pack`, and which sentence each shown id names.
+
+        Ids are numbered from S1 in every request (small models assume a list starts at 1)
+        and run on across the sources of a pack, so each names one sentence of one source;
+        code maps the id back to its sentence either way.
+        """
+        shown: dict[str, Sentence] = {}
+        documents = []
+        for document in pack:
+            rows = []
+            for sentence in document.chunk.sentences:
+                sid = f"S{len(shown) + 1}"
+                shown[sid] = sentence
+                rows.append({"id": sid, "text": as_data(sentence.text)})
+            documents.append(
+                {
+                    "title": as_data(document.source.title).replace('"', "'"),
+                    "max_claims": document.max_claims,
+                    "sentences": rows,
+                }
+            )
+        if self._packs():
+            return {"documents": documents}, shown
+        [only] = documents
+        return {"source_title": only["title"], "sentences": only["sentences"]}, shown
+
+    async def _map(self, sources: list[Source], labels: dict[str, str]) -> list[_Claim]:
+        """Chunk the sources one by one and map each request's worth as soon as it exists.
+
+        Segmenting is CPU work of milliseconds a source; done on a worker thread while
+        earlier requests are with the model, it is off the critical path instead of all of
+        it coming before the first request. Consecutive chunks share a request while they
+        fit the chunk budget and the template's claim limit. `total` grows until the last
+        source is chunked.
+        """
+        self._use(self.map_prompt)
+        done = total = 0
+        size, overlap = self._chunk_budget()
+        packs = self._packs()
+        claim_limit = _claim_limit(self.map_prompt)
+
+        async def one(pack: list[_Document]) -> list[tuple[str, list[Citation]]]:
+            nonlocal done
+            variables, shown = self._map_variables(pack)
+            where = _where(pack)
+            try:
+                result = await self.client.structured(self.map_prompt, variables, MapOutput)
+            except ModelOutputError as exc:
+                self.usage += exc.usage
+                self.warnings.append(f"{where} skipped: {exc}")
+                return []
+            finally:
+                done += 1
+                self.progress("map", done, total)
+            self.usage += result.usage
+            by_id = {d.source.id: d.source for d in pack}
+            out = []
+            for claim in result.value.claims:
+                cites, unknown = resolve_sentence_ids(claim.sentence_ids, shown, by_id)
+                if unknown:
+                    self._report_unknown(where, claim.text, unknown, bool(cites))
+                if cites:
+                    out.append((_without_copied_tags(claim), cites))
+            return out
+
+        tasks: list[asyncio.Task[list[tuple[str, list[Citation]]]]] = []
+        pending: list[_Document] = []
+        pending_tokens = pending_claims = 0
+        try:
+            async with asyncio.TaskGroup() as group:
+
+                def send() -> None:
+                    nonlocal pending, pending_tokens, pending_claims, total
+                    tasks.append(group.create_task(one(pending)))
+                    total += 1
+                    pending, pending_tokens, pending_claims = [], 0, 0
+
+                for source in sources:
+                    chunks = await asyncio.to_thread(self._chunks, source, size, overlap)
+                    # The source's tag and title, sent once per source in a request.
+                    header = count_tokens(source.title, self.settings.encoding) + 12
+                    for chunk in chunks:
+                        document = _Document(source, chunk, self._max_claims(chunk))
+                        cost = chunk.tokens + header
+                        if pending and (
+                            pending_tokens + cost > size
+                            or pending_claims + document.max_claims > claim_limit
+                        ):
+                            send()
+                        pending.append(document)
+                        pending_tokens += cost
+                        pending_claims += document.max_claims
+                        if not packs:
+                            send()
+                    self.progress("map", done, total)
+                if pending:
+                    send()
+                    self.progress("map", done, total)
+        except BaseExceptionGroup as group_error:
+            # Callers handle BriefingError, not ExceptionGroup.
+            raise group_error.exceptions[0] from None
+        found = [item for task in tasks for item in task.result()]
+        # In source order (a pack's answer may list its sources' claims in any order), and
+        # in the model's order within a source.
+        found.sort(key=lambda item: min(self._order[c.source_id] for c in item[1]))
+        claims: list[_Claim] = []
+        seen: set[tuple[str, tuple[tuple[str, int, int], ...]]] = set()
+        for text, cites in found:
+            # Overlapping chunks may yield the same claim twice.
+            key = (
+                " ".join(text.lower().split()),
+                tuple((c.source_id, c.start, c.end) for c in cites),
+            )
+            if key in seen:
+                continue
+            seen.add(key)
+            cited = sorted({c.source_id for c in cites}, key=self._order.__getitem__)
+            claims.append(
+                _Claim(
+                    f"C{len(claims) + 1}",
+                    text,
+                    merge_citations([cites], self._order),
+                    [labels[s] for s in cited],
+                )
+            )
+        return claims
+
+    def _claim_rows(self, claims: list[_Claim]) -> list[dict[str, str]]:
+        return [
+            {"id": c.id, "source": ",".join(c.source_labels), "text": as_data(c.text)}
+            for c in claims
+        ]
+
+    def _reduce_variables(
+        self, claims: list[_Claim], sources: list[Source], labels: dict[str, str]
+    ) -> dict[str, object]:
+        if "groups" in self.reduce_prompt.input_variables:
+            return {"groups": self._claim_groups(claims, sources, labels)}
+        return {
+            "claims": self._claim_rows(claims),
+            "sources": [{"label": labels[s.id], "title": as_data(s.title)} for s in sources],
+        }
+
+    def _claim_groups(
+        self, claims: list[_Claim], sources: list[Source], labels: dict[str, str]
+    ) -> list[dict[str, object]]:
+        """Claims grouped by the sources they rest on (briefing@2 on), groups in first-seen
+        order: the source is named once per group instead of once per claim."""
+        titles = {labels[s.id]: as_data(s.title) for s in sources}
+        groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
+        for claim in claims:
+            key = tuple(claim.source_labels)
+            groups.setdefault(key, []).append({"id": claim.id, "text": as_data(claim.text)})
+        return [
+            {
+                "label": ", ".join(key),
+                "title": titles[key[0]] if len(key) == 1 else "claims drawn from these sources",
+                "claims": rows,
+            }
+            for key, rows in groups.items()
+        ]
+
+    def _room(self, prompt: PromptTemplate, variables: dict[str, object]) -> int:
+        """Tokens left in the model's window after this prompt and its answer."""
+        messages = prompt.render(variables)
+        used = sum(count_tokens(m["content"], self.settings.encoding) + 4 for m in messages)
+        out = int(prompt.model_parameters.get("max_tokens", self.settings.reduce_output_tokens))
+        return self.client.context_tokens() - used - out - _SAFETY_TOKENS
+
+    def _fits(self, prompt: PromptTemplate, variables: dict[str, object]) -> bool:
+        return self._room(prompt, variables) >= 0
+
+    async def _condense_until_fits(
+        self, claims: list[_Claim], sources: list[Source], labels: dict[str, str]
+    ) -> list[_Claim]:
+        level = 0
+        while not self._fits(self.reduce_prompt, self._reduce_variables(claims, sources, labels)):
+            level += 1
+            if level > _MAX_CONDENSE_LEVELS:
+                raise LLMError(
+                    f"claims still exceed the context of {self.client.model} after "
+                    f"{_MAX_CONDENSE_LEVELS} condense levels; raise context_tokens or use a "
+                    "model with a larger window"
+                )
+            self._use(self.condense_prompt)
+            batches = self._batches(claims)
+            self.progress(f"condense level {level}", 0, len(batches))
+            merged = [c for part in await _all([self._condense(b) for b in batches]) for c in part]
+            if len(merged) >= len(claims):
+                raise LLMError(
+                    f"condensing did not reduce the claims ({len(claims)} -> {len(merged)}); "
+                    f"{self.client.model} cannot fit them into its context"
+                )
+            claims = [
+                _Claim(f"C{n}", c.text, c.citations, c.source_labels)
+                for n, c in enumerate(merged, start=1)
+            ]
+            self.progress(f"condense level {level}", len(batches), len(batches))
+        return claims
+
+    def _batches(self, claims: list[_Claim]) -> list[list[_Claim]]:
+        """Greedy batches that each fit the condense prompt.
+
+        Each claim's line is tokenised once and the template's own cost once, so batching
+        stays linear in the number of claims instead of re-rendering every trial batch.
+        """
+        budget = self._room(self.condense_prompt, {"claims": [], "max_claims": len(claims)})
+        batches: list[list[_Claim]] = []
+        current: list[_Claim] = []
+        used = 0
+        for claim, row in zip(claims, self._claim_rows(claims), strict=True):
+            line = count_tokens(
+                f"[{row['id']}] ({row['source']}) {row['text']}\n", self.settings.encoding
+            )
+            if current and used + line > budget:
+                batches.append(current)
+                current, used = [], 0
+            current.append(claim)
+            used += line
+        if current:
+            batches.append(current)
+        return batches
+
+    async def _condense(self, batch: list[_Claim]) -> list[_Claim]:
+        variables = {"claims": self._claim_rows(batch), "max_claims": max(1, len(batch) // 2)}
+        by_id = {c.id: c for c in batch}
+        try:
+            result = await self.client.structured(self.condense_prompt, variables, CondenseOutput)
+        except ModelOutputError as exc:
+            # Keep the batch as it was rather than lose its claims.
+            self.usage += exc.usage
+            self.warnings.append(f"condense step failed, batch kept unmerged: {exc}")
+            return batch
+        self.usage += result.usage
+        out = []
+        for point in result.value.claims:
+            resolved = self._resolve_claims(point, by_id, "condense")
+            if resolved:
+                cites, sources = resolved
+                out.append(_Claim("", point.text.strip(), cites, sources))
+        return out
+
+    def _resolve_claims(
+        self, point: Point, by_id: dict[str, _Claim], step: str
+    ) -> tuple[list[Citation], list[str]] | None:
+        keys = [i.strip().strip("[]").upper() for i in point.claim_ids]
+        found = list({k: by_id[k] for k in keys if k in by_id}.values())
+        unknown = [i for i, k in zip(point.claim_ids, keys, strict=True) if k not in by_id]
+        if unknown or not found:
+            self._report_unknown(step, point.text, unknown, bool(found))
+        if not found:
+            return None
+        cites = merge_citations((c.citations for c in found), self._order)
+        labels = sorted({s for c in found for s in c.source_labels})
+        return cites, labels
+
+    async def _reduce(
+        self, claims: list[_Claim], sources: list[Source], labels: dict[str, str]
+    ) -> Briefing:
+        self._use(self.reduce_prompt)
+        self.progress("reduce", 0, 1)
+        result = await self.client.structured(
+            self.reduce_prompt, self._reduce_variables(claims, sources, labels), ReduceOutput
+        )
+        self.usage += result.usage
+        self.progress("reduce", 1, 1)
+        by_id = {c.id: c for c in claims}
+        counter = iter(range(1, 10**9))
+
+        def to_claims(points: list[Point], step: str) -> list[Claim]:
+            out: dict[str, Claim] = {}
+            for point in points:
+                resolved = self._resolve_claims(point, by_id, step)
+                if not resolved:
+                    continue
+                text = point.text.strip()
+                key = " ".join(text.lower().split())
+                if key in out:
+                    # The same sentence twice in one section is one claim with both supports.
+                    same = out[key]
+                    same.citations = merge_citations([same.citations, resolved[0]], self._order)
+                else:
+                    out[key] = Claim(id=f"c{next(counter)}", text=text, citations=resolved[0])
+            return list(out.values())
+
+        value = result.value
+        disagreements = []
+        for item in value.disagreements:
+            sides = to_claims(item.sides, f"disagreement {_short(item.topic)!r}")
+            if len(sides) < 2:
+                self.warnings.append(
+                    f"disagreement {_short(item.topic)!r} dropped: fewer than two cited sides"
+                )
+                continue
+            disagreements.append(Disagreement(topic=item.topic.strip(), claims=sides))
+        return Briefing(
+            id=f"brf_{uuid.uuid4().hex}",
+            title=value.title.strip(),
+            engine="llm",
+            model=self.client.model,
+            prompt=self.reduce_prompt.ref,
+            prompts=[p.ref for p in self.used],
+            sources=sources,
+            summary=to_claims(value.summary, "summary"),
+            key_points=to_claims(value.key_points, "key point"),
+            disagreements=disagreements,
+            usage=self.usage,
+            warnings=self.warnings,
+        )
+
+    def _report_unknown(self, where: str, text: str, unknown: list[str], kept: bool) -> None:
+        what = (
+            f"cited ids that name nothing it was shown ({', '.join(unknown)})"
+            if unknown
+            else "cited nothing"
+        )
+        fate = "those ids were removed" if kept else "dropped, no valid citation left"
+        self.warnings.append(f"{where}: {_short(text)!r} {what}; {fate}")
+
+    def _use(self, prompt: PromptTemplate) -> None:
+        if prompt not in self.used:
+            self.used.append(prompt)
+
+
+__all__ = ["MapReduce", "PromptRef"]

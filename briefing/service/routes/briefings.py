@@ -1,0 +1,401 @@
+"""/v1/briefings: submit briefing jobs, follow them, read the finished briefings."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from briefing.config import EXTRACTIVE, Settings
+from briefing.errors import ConflictError, LimitError, UserError
+from briefing.models.local import default_prompt
+from briefing.models.prompts import PromptLibrary
+from briefing.pipeline.engines import offered_models
+from briefing.pipeline.render import to_markdown
+from briefing.pipeline.request import BriefingOptions, BriefingRequest
+from briefing.schema import Briefing
+from briefing.service.deps import SettingsDep, StoreDep
+from briefing.service.jobs import JobRunner, wait_for_job
+from briefing.service.surrogates import reject_lone_surrogates
+from briefing.store import FINAL_STATUSES, MAX_PAGE, Job, JobStatus, Store
+from briefing.text.sources import source_from_text
+
+router = APIRouter(prefix="/v1/briefings", tags=["briefings"])
+
+
+class SourceText(BaseModel):
+    """A source given inline; it is stored like a POST /v1/sources one."""
+
+    title: str | None = Field(default=None, max_length=500)
+    text: str = Field(min_length=1)
+
+
+class BriefingCreate(BaseModel):
+    """A briefing to build from stored sources (`source_ids`), inline `sources`, or both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_ids: list[str] = Field(default_factory=list)
+    sources: list[SourceText] = Field(default_factory=list)
+    model: str | None = Field(
+        default=None, max_length=200, description="'extractive' or the service's model."
+    )
+    prompt: str | None = Field(default=None, max_length=200, description="NAME@VERSION.")
+    options: BriefingOptions = Field(default_factory=BriefingOptions)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        return reject_lone_surrogates(data)
+
+    @model_validator(mode="after")
+    def _some_source(self) -> BriefingCreate:
+        if not self.source_ids and not self.sources:
+            raise ValueError("give source_ids, sources, or both")
+        return self
+
+
+class JobPublic(BaseModel):
+    """A briefing job; `result` links to the briefing once it has succeeded."""
+
+    id: str
+    status: JobStatus
+    progress: dict[str, Any] | None
+    error: str | None
+    cancel_requested: bool
+    attempts: int
+    source_ids: list[str]
+    model: str | None
+    prompt: str | None
+    title: str | None = Field(description="The briefing's title, once it has succeeded.")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    location: str
+
+    @classmethod
+    def of(cls, job: Job) -> JobPublic:
+        """The public form of a stored job."""
+        title = job.result.get("title") if job.result else None
+        return cls(
+            id=job.id,
+            status=job.status,
+            progress=job.progress,
+            error=job.error,
+            cancel_requested=job.cancel_requested,
+            attempts=job.attempts,
+            source_ids=job.source_ids,
+            model=job.request.get("model"),
+            prompt=job.request.get("prompt"),
+            title=title if isinstance(title, str) else None,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            location=_location(job.id),
+        )
+
+
+class BriefingPublic(Briefing):
+    """A finished briefing (the Briefing JSON contract) with its job's status fields."""
+
+    status: JobStatus
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobPage(BaseModel):
+    """Briefing jobs newest first; `next_cursor` is null on the last page."""
+
+    items: list[JobPublic]
+    next_cursor: str | None = None
+
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic reads a bare number as Unix time; `since` is documented as ISO 8601, and a
+    # client sending 0.5 more likely made a mistake than meant 1970.
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        raise ValueError(
+            "expected an ISO 8601 date-time with a time zone, e.g. 2026-11-22T07:00:00Z"
+        )
+    return value
+
+
+Since = Annotated[AwareDatetime | None, BeforeValidator(_iso_only)]
+
+
+def _location(job_id: str) -> str:
+    return f"/v1/briefings/{job_id}"
+
+
+def _runner(request: Request) -> JobRunner | None:
+    runner: JobRunner | None = getattr(request.app.state, "runner", None)
+    return runner
+
+
+def _public(job: Job) -> BriefingPublic | JobPublic:
+    if job.status == "succeeded" and job.result is not None:
+        return BriefingPublic.model_validate(
+            {
+                **job.result,
+                "status": job.status,
+                "started_at": job.started_at,
+                "finished_at": job.finished_at,
+            }
+        )
+    return JobPublic.of(job)
+
+
+def _briefing_request(body: BriefingCreate, settings: Settings, store: Store) -> BriefingRequest:
+    """Check the request against the limits, store inline sources, resolve the defaults."""
+    given = len(body.source_ids) + len(body.sources)
+    if given > settings.max_sources_per_briefing:
+        raise LimitError(
+            f"{given} sources given; max_sources_per_briefing is "
+            f"{settings.max_sources_per_briefing}",
+            limit="max_sources_per_briefing",
+            maximum=settings.max_sources_per_briefing,
+        )
+    model = (body.model or settings.model).strip()
+    offered = offered_models(settings)
+    if model.lower() == EXTRACTIVE:
+        model = EXTRACTIVE
+    if model not in offered:
+        raise UserError(
+            f"model {model!r} is not offered by this service; use one of {offered} "
+            "(GET /v1/models lists them)"
+        )
+    # A local model's own default prompt, unless the service's settings name one.
+    prompt = body.prompt or default_prompt(settings, model)
+    PromptLibrary(settings.prompts_dir).get(prompt)  # PromptError (422) when unknown
+    source_ids = list(body.source_ids)
+    for item in body.sources:
+        source = source_from_text(item.text, title=item.title)
+        if len(source.text) > settings.max_source_chars:
+            raise LimitError(
+                f"a source has {len(source.text)} characters; max_source_chars is "
+                f"{settings.max_source_chars}",
+                limit="max_source_chars",
+                maximum=settings.max_source_chars,
+            )
+        stored, _ = store.sources.add(source)
+        source_ids.append(stored.id)
+    return BriefingRequest(
+        source_ids=list(dict.fromkeys(source_ids)),
+        model=model,
+        prompt=prompt,
+        options=body.options,
+    )
+
+
+_JOB_OR_BRIEFING = {
+    "description": "The finished briefing when it succeeded, else the job",
+    "content": {
+        "application/json": {
+            "schema": {
+                "anyOf": [
+                    {"$ref": "#/components/schemas/BriefingPublic"},
+                    {"$ref": "#/components/schemas/JobPublic"},
+                ]
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=BriefingPublic | JobPublic,
+    responses={200: _JOB_OR_BRIEFING, 202: {"description": "Queued (or running)"}},
+)
+async def create_briefing(
+    body: BriefingCreate,
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    settings: SettingsDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            allow_inf_nan=False,
+            description="Seconds to wait for the briefing (max_wait_s at most).",
+        ),
+    ] = 0,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    ] = None,
+) -> BriefingPublic | JobPublic:
+    """Queue a briefing job: 202 with the job, or 200 with the briefing once it is done."""
+    if wait > settings.max_wait_s:
+        raise LimitError(
+            f"wait={wait:g} asked for; max_wait_s is {settings.max_wait_s}",
+            limit="max_wait_s",
+            maximum=settings.max_wait_s,
+        )
+
+    def submit() -> Job:
+        briefing_request = _briefing_request(body, settings, store)
+        job, _ = store.jobs.create(
+            briefing_request.model_dump(mode="json"),
+            briefing_request.source_ids,
+            idempotency_key=idempotency_key,
+        )
+        return job
+
+    job = await run_in_threadpool(submit)
+    runner = _runner(request)
+    if runner is not None:
+        runner.notify()
+    if wait > 0 and job.status not in FINAL_STATUSES:
+        job = await wait_for_job(store, job.id, wait, runner)
+    response.headers["Location"] = _location(job.id)
+    response.status_code = 200 if job.status in FINAL_STATUSES else 202
+    return _public(job)
+
+
+@router.get("", response_model=JobPage)
+def list_briefings(
+    store: StoreDep,
+    since: Annotated[
+        Since, Query(description="Only jobs created at or after (ISO 8601, with a time zone).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    status: Annotated[list[JobStatus] | None, Query()] = None,
+) -> JobPage:
+    """Briefing jobs newest first, without their briefings; follow `next_cursor` for more."""
+    jobs, next_cursor = store.jobs.page(limit=limit, cursor=cursor, since=since, statuses=status)
+    return JobPage(items=[JobPublic.of(job) for job in jobs], next_cursor=next_cursor)
+
+
+# Declared before /{job_id}, which would otherwise take "ID.md" as an id.
+@router.get(
+    "/{job_id}.md",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/markdown": {}}}},
+)
+def get_briefing_markdown(job_id: str, store: StoreDep) -> PlainTextResponse:
+    """The finished briefing as Markdown; 409 while it is not (or will never be) done."""
+    job = store.jobs.get(job_id)
+    if job.status != "succeeded" or job.result is None:
+        raise ConflictError(f"briefing {job_id} is {job.status}; Markdown exists once it succeeds")
+    markdown = to_markdown(Briefing.model_validate(job.result))
+    return PlainTextResponse(markdown, media_type="text/markdown; charset=utf-8")
+
+
+@router.get(
+    "/{job_id}", response_model=BriefingPublic | JobPublic, responses={200: _JOB_OR_BRIEFING}
+)
+def get_briefing(job_id: str, store: StoreDep) -> BriefingPublic | JobPublic:
+    """The briefing with its status fields once it has succeeded, else the job."""
+    return _public(store.jobs.get(job_id))
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobPublic,
+    responses={202: {"description": "Asked to stop; it is still running", "model": JobPublic}},
+)
+async def cancel_briefing(job_id: str, request: Request, store: StoreDep) -> JSONResponse:
+    """Cancel a job: at once when queued, at its next step when running; a finished job is
+    left as it is. 200 when the job has ended, 202 while it is still stopping."""
+    job = await run_in_threadpool(store.jobs.request_cancel, job_id)
+    runner = _runner(request)
+    if job.status == "running" and runner is not None and runner.cancel(job_id):
+        # This process runs it: the stop is immediate, so report the outcome.
+        job = await wait_for_job(store, job_id, 5.0, runner)
+    status = 200 if job.status in FINAL_STATUSES else 202
+    return JSONResponse(JobPublic.of(job).model_dump(mode="json"), status_code=status)
+
+
+async def _existing_job(job_id: str, store: StoreDep) -> Job:
+    # A dependency, so an unknown id is a 404 problem before the event stream starts.
+    return await run_in_threadpool(store.jobs.get, job_id)
+
+
+class JobEvent(BaseModel):
+    """The data of one event of GET /v1/briefings/{id}/events."""
+
+    id: str
+    status: JobStatus
+    progress: dict[str, Any] | None = Field(
+        description="{stage: map|condense|reduce|check, done, total} of the step running now."
+    )
+    error: str | None
+    attempts: int
+    location: str
+
+
+#: How often an event stream looks at its job; progress between looks is coalesced.
+_EVENT_POLL_S = 0.5
+
+
+def _event(job: Job, progress: dict[str, Any] | None, sequence: int) -> ServerSentEvent:
+    data = JobEvent(
+        id=job.id,
+        status=job.status,
+        progress=progress,
+        error=job.error,
+        attempts=job.attempts,
+        location=_location(job.id),
+    )
+    final = job.status in FINAL_STATUSES
+    return ServerSentEvent(
+        data=data,
+        event="done" if final else "progress",
+        id=str(sequence),
+        retry=2000 if sequence == 0 else None,
+    )
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `progress` events as the job's status or "
+            "progress changes, then one `done` event with its final status, and the end of "
+            "the stream. Data is a JobEvent."
+        }
+    },
+)
+async def briefing_events(
+    request: Request,
+    store: StoreDep,
+    job: Annotated[Job, Depends(_existing_job)],
+) -> AsyncIterator[ServerSentEvent]:
+    """Follow a job: its status and progress (chunks mapped, reduce, check) until it ends."""
+    runner = _runner(request)
+    sequence = 0
+    last: tuple[str, Any] | None = None
+    while True:
+        progress = job.progress
+        if job.status == "running" and runner is not None:
+            # This process runs it: its live progress, not the store's heartbeat-old copy.
+            progress = runner.progress(job.id) or progress
+        state = (job.status, progress)
+        if state != last:
+            yield _event(job, progress, sequence)
+            sequence += 1
+            last = state
+        if job.status in FINAL_STATUSES:
+            return
+        # Another process may run the job, so the store is what is watched; this
+        # process's own finishes wake the stream early.
+        if runner is not None:
+            await runner.changed(_EVENT_POLL_S)
+        else:
+            await asyncio.sleep(_EVENT_POLL_S)
+        job = await run_in_threadpool(store.jobs.get, job.id)
