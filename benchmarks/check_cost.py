@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from briefing.config import Settings
-from briefing.faithfulness.checker import Checker, check_briefing
+from briefing.faithfulness.checker import Checker
+from briefing.faithfulness.claims import check_briefing
 from briefing.pipeline.build import load_sources
 from briefing.pipeline.extractive import build_extractive
 

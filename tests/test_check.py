@@ -15,14 +15,9 @@ from briefing.cli import main
 from briefing.config import Settings
 from briefing.errors import ConfigError, ProviderError
 from briefing.faithfulness import lexical
-from briefing.faithfulness.checker import (
-    Checker,
-    CheckInputError,
-    CheckPair,
-    check_briefing,
-    check_file,
-    read_pairs,
-)
+from briefing.faithfulness.checker import Checker, CheckPair
+from briefing.faithfulness.claims import check_briefing
+from briefing.faithfulness.pairs import CheckInputError, check_file, read_pairs
 from briefing.models.calllog import CallLog
 from briefing.pipeline.build import build_briefing, load_sources
 from briefing.pipeline.render import to_markdown

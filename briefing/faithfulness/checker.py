@@ -12,20 +12,17 @@ Three methods, each reported by name in every result:
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import os
-import tempfile
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, WithJsonSchema, field_validator
+from pydantic import BaseModel, Field, WithJsonSchema, field_validator
 
-from briefing.errors import ConfigError, LLMError, UserError
+from briefing.errors import ConfigError, LLMError
 from briefing.schema import Usage
 
 if TYPE_CHECKING:
@@ -33,7 +30,6 @@ if TYPE_CHECKING:
     from briefing.faithfulness.lexical import IndexedDocument, LexicalScore
     from briefing.models.calllog import CallRecorder
     from briefing.models.llm import LLMClient
-    from briefing.schema import Briefing, Claim
 
 Method = Literal["offline", "judge", "auto"]
 CheckVerdict = Literal["supported", "unsupported", "contradicted"]
@@ -42,15 +38,9 @@ METHODS: tuple[Method, ...] = ("offline", "judge", "auto")
 #: characters they may hold together, so a file of huge documents keeps memory flat.
 _DOCUMENT_CACHE = 8
 _DOCUMENT_CACHE_CHARS = 8_000_000
-#: Characters of distinct documents read into one batch of a file check.
-_BATCH_CHARS = 8_000_000
 #: Characters of context the judge sees on each side of a matching sentence in a long document.
 _JUDGE_CONTEXT_CHARS = 600
 _JUDGE_MAX_PASSAGES = 3
-
-
-class CheckInputError(UserError):
-    """A pairs file (or request) that is not valid check input."""
 
 
 class CheckPair(BaseModel):
@@ -102,47 +92,6 @@ class CheckResult(BaseModel):
     method: str
     verdict: CheckVerdict
     evidence: list[EvidenceSpan] = Field(default_factory=list)
-
-
-# ---------------------------------------------------------------- reading pairs
-
-
-def parse_pair(line: str, where: str) -> CheckPair:
-    """One JSONL line as a CheckPair; errors name `where` (file and line number)."""
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise CheckInputError(
-            f"{where}: not valid JSON ({exc.msg} at column {exc.colno})"
-        ) from None
-    if not isinstance(data, dict):
-        raise CheckInputError(f"{where}: expected a JSON object, got {type(data).__name__}")
-    return pair_from_dict(data, where)
-
-
-def pair_from_dict(data: dict[str, Any], where: str) -> CheckPair:
-    """Validate one pair given as a mapping; errors name `where` and the field."""
-    missing = [name for name in ("id", "document", "claim") if name not in data]
-    if missing:
-        raise CheckInputError(f"{where}: missing field {', '.join(repr(m) for m in missing)}")
-    try:
-        return CheckPair.model_validate(
-            {"id": data["id"], "document": data["document"], "claim": data["claim"]}
-        )
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"field {'.'.join(str(p) for p in err['loc'])!r}: "
-            f"{err['msg'].removeprefix('Value error, ').lower()}"
-            for err in exc.errors()
-        )
-        raise CheckInputError(f"{where}: {problems}") from None
-
-
-def read_pairs(lines: Iterable[str], name: str) -> Iterator[CheckPair]:
-    """Pairs from JSONL lines, lazily; blank lines are skipped, a bad line is an error."""
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
-            yield parse_pair(line, f"{name} line {number}")
 
 
 # ---------------------------------------------------------------- methods
@@ -454,128 +403,3 @@ def _calibration(judge_model: str | None, path: Path | None) -> tuple[float, flo
     if threshold is None:  # halfway points of the two scales, weighted like the scores
         threshold = weight * 0.5 + (1.0 - weight) * lexical.THRESHOLD
     return weight, float(threshold)
-
-
-# ---------------------------------------------------------------- files
-
-
-@dataclass
-class CheckSummary:
-    """What a file check did."""
-
-    pairs: int
-    supported: int
-    method: str
-    usage: Usage
-
-
-def _validate_file(path: Path, name: str) -> int:
-    with path.open(encoding="utf-8", errors="strict") as handle:
-        try:
-            return sum(1 for _ in read_pairs(handle, name))
-        except UnicodeDecodeError as exc:
-            raise CheckInputError(f"{name}: not UTF-8 ({exc.reason})") from None
-
-
-async def check_file(
-    checker: Checker,
-    input_path: Path,
-    output_path: Path,
-    *,
-    batch: int = 64,
-    name: str | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> CheckSummary:
-    """Check every pair of a JSONL file and write the results JSONL.
-
-    The input is validated in full before any pair is scored, so a bad line costs nothing;
-    results go to a temporary file renamed into place at the end, so a failure never leaves
-    half an output. Pairs are read and scored in batches: memory does not grow with the file.
-    """
-    # Local file work here is sequential and brief next to the checking itself; the event
-    # loop serves only this job's judge calls, so it is not moved to threads.
-    name = name or str(input_path)
-    if not input_path.is_file():  # noqa: ASYNC240
-        raise CheckInputError(f"{name}: no such file")
-    total = _validate_file(input_path, name)
-    if total == 0:
-        raise CheckInputError(f"{name}: no pairs (the file is empty)")
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output_path.name}.", dir=output_path.parent)
-    supported = done = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out, input_path.open(encoding="utf-8") as src:
-            pending: list[CheckPair] = []
-            documents: dict[str, str] = {}  # one string per distinct document in the batch
-            for pair in itertools.chain(read_pairs(src, name), [None]):
-                if pair is not None:
-                    pair.document = documents.setdefault(pair.document, pair.document)
-                    pending.append(pair)
-                full = len(pending) >= batch or sum(map(len, documents)) > _BATCH_CHARS
-                if pending and (pair is None or full):
-                    for result in await checker.check(pending):
-                        supported += result.label
-                        done += 1
-                        out.write(result.model_dump_json() + "\n")
-                    pending, documents = [], {}
-                    if progress is not None:
-                        progress("check", done, total)
-        os.replace(tmp, output_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)  # noqa: ASYNC240
-        raise
-    return CheckSummary(pairs=total, supported=supported, method=checker.name, usage=checker.usage)
-
-
-# ---------------------------------------------------------------- briefings
-
-
-def claim_pair(claim: Claim, texts: dict[str, str]) -> CheckPair | None:
-    """The pair that tests a claim against exactly the spans it cites (None: it cites nothing).
-
-    The promise is "supported by the span it cites", so the document is the cited quotes
-    alone, not the whole source: a claim true elsewhere in the source but not where it points
-    is a wrong citation, and is reported as unsupported.
-    """
-    from briefing.faithfulness.lexical import has_words
-
-    quotes = [texts[c.source_id][c.start : c.end] for c in claim.citations if c.source_id in texts]
-    quotes = [q for q in quotes if q.strip()]
-    if not quotes or not has_words(claim.text):
-        return None
-    return CheckPair(id=claim.id, document="\n".join(quotes), claim=claim.text)
-
-
-async def check_briefing(briefing: Briefing, checker: Checker, on_unsupported: str) -> Briefing:
-    """Give every claim a verdict and score; drop the failing ones when asked, with a warning."""
-    texts = {s.id: s.text for s in briefing.sources}
-    claims = briefing.claims()
-    pairs = {claim.id: claim_pair(claim, texts) for claim in claims}
-    results = {r.id: r for r in await checker.check([p for p in pairs.values() if p is not None])}
-    for claim in claims:
-        result = results.get(claim.id)
-        if result is None:  # no citation to check against: never presented as supported
-            claim.verdict, claim.score = "unsupported", 0.0
-        else:
-            claim.verdict, claim.score = result.verdict, round(result.score, 4)
-    briefing.usage = briefing.usage + checker.usage
-    briefing.warnings.extend(checker.warnings)
-    failing = [c for c in claims if c.verdict in ("unsupported", "contradicted")]
-    if failing and on_unsupported == "drop":
-        gone = {id(c) for c in failing}
-        briefing.summary = [c for c in briefing.summary if id(c) not in gone]
-        briefing.key_points = [c for c in briefing.key_points if id(c) not in gone]
-        for item in briefing.disagreements:
-            item.claims = [c for c in item.claims if id(c) not in gone]
-        briefing.disagreements = [d for d in briefing.disagreements if len(d.claims) >= 2]
-        listed = "; ".join(f'"{c.text}" ({c.verdict}, score {c.score:.2f})' for c in failing)
-        briefing.warnings.append(
-            f"dropped {len(failing)} claim(s) the checker ({checker.name}) found not supported "
-            f"by their citations: {listed}"
-        )
-    elif failing:
-        briefing.warnings.append(
-            f"{len(failing)} claim(s) marked unsupported or contradicted by the checker "
-            f"({checker.name})"
-        )
-    return briefing

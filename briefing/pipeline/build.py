@@ -10,7 +10,8 @@ from pathlib import Path
 
 from briefing.config import Settings
 from briefing.errors import BriefingError, SourceError
-from briefing.faithfulness.checker import Checker, check_briefing
+from briefing.faithfulness.checker import Checker
+from briefing.faithfulness.claims import check_briefing
 from briefing.models.calllog import CallLog, CallRecorder
 from briefing.models.prompts import PromptLibrary, PromptTemplate, parse_ref
 from briefing.pipeline.citations import citation_problems

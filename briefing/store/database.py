@@ -103,7 +103,6 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-
 class Database:
     """One engine and its read and write sessions; safe to share between threads."""
 
@@ -237,7 +236,6 @@ def newest_first(
             or_(model.created_at < when, and_(model.created_at == when, model.id < row_id))
         )
     return query.limit(limit + 1)
-
 
 
 _Public = TypeVar("_Public", bound=BaseModel)

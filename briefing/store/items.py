@@ -49,7 +49,6 @@ class FetchState(BaseModel):
     fetched_at: datetime
 
 
-
 class ItemRepository(Repository):
     """Collected texts, one item per content: the same text found again is not new."""
 
@@ -190,7 +189,6 @@ def _item(row: ItemRow) -> Item:
 
 def _fetch_state(row: FetchStateRow) -> FetchState:
     return to_public(FetchState, row)
-
 
 
 def _fetch_key(url: str) -> str:

@@ -63,7 +63,6 @@ class Job(BaseModel):
     finished_at: datetime | None = None
 
 
-
 class JobRepository(Repository):
     """Jobs and the briefings they produced; a job is claimed by one worker at a time."""
 

@@ -86,7 +86,6 @@ class Delivery(BaseModel):
     created_at: datetime
 
 
-
 class ScheduleRepository(Repository):
     """Schedules defined through the API (file schedules are read from their file)."""
 
@@ -348,9 +347,7 @@ class DeliveryRepository(Repository):
             session.flush()
             return _delivery(row)
 
-    def claim_due(
-        self, now: datetime, *, lease_s: float, limit: int = 20
-    ) -> list[Delivery]:
+    def claim_due(self, now: datetime, *, lease_s: float, limit: int = 20) -> list[Delivery]:
         """Pending deliveries due by `now`, pushed `lease_s` ahead so no other process takes
         them while this one tries."""
         with self._write() as session:

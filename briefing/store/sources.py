@@ -62,7 +62,6 @@ class SourcePage(BaseModel):
     next_cursor: str | None = None
 
 
-
 class SourceRepository(Repository):
     """Sources by content: adding the same text twice stores it once."""
 
@@ -147,7 +146,6 @@ def source_row(source: Source) -> SourceRow:
         chars=len(source.text),
         created_at=utc_now(),
     )
-
 
 
 def check_same(stored: StoredSource, source: Source) -> StoredSource:
