@@ -53,6 +53,7 @@ class Usage(BaseModel):
 
 Verdict = Literal["supported", "unsupported", "contradicted", "unverified"]
 Engine = Literal["extractive", "llm"]
+CorroborationStatus = Literal["corroborated", "single_source", "contradicted", "not_applicable"]
 
 
 class Citation(BaseModel):
@@ -64,6 +65,32 @@ class Citation(BaseModel):
     quote: str
 
 
+class Corroboration(BaseModel):
+    """What the other sources say of a statement: another backs it (`corroborated`), none
+    says it (`single_source`), or one states it otherwise (`contradicted`); with a single
+    source there is nobody to ask (`not_applicable`)."""
+
+    status: CorroborationStatus
+    score: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="The best probability, over the other sources, that one of them supports "
+        "the statement; null when there is no other source.",
+    )
+    supporting: list[Citation] = Field(default_factory=list)
+    contradicting: list[Citation] = Field(default_factory=list)
+    conflicts: list[str] = Field(
+        default_factory=list,
+        description='How each contradicting source differs, e.g. \'a different number: "five" '
+        'vs "six"\'.',
+    )
+
+
+def _not_compared() -> Corroboration:
+    return Corroboration(status="not_applicable")
+
+
 class Claim(BaseModel):
     """One statement of the briefing with the spans it rests on."""
 
@@ -72,6 +99,7 @@ class Claim(BaseModel):
     citations: list[Citation]
     verdict: Verdict = "unverified"
     score: float | None = Field(default=None, ge=0.0, le=1.0)
+    corroboration: Corroboration = Field(default_factory=_not_compared)
 
 
 class Disagreement(BaseModel):
@@ -79,6 +107,16 @@ class Disagreement(BaseModel):
 
     topic: str
     claims: list[Claim]
+
+
+class SourceAgreement(BaseModel):
+    """How one source's statements fare against the other sources."""
+
+    source_id: str
+    claims: int = 0
+    corroborated: int = 0
+    single_source: int = 0
+    contradicted: int = 0
 
 
 class Briefing(BaseModel):
@@ -97,6 +135,7 @@ class Briefing(BaseModel):
     summary: list[Claim]
     key_points: list[Claim]
     disagreements: list[Disagreement] = Field(default_factory=list)
+    source_agreement: list[SourceAgreement] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     warnings: list[str] = Field(default_factory=list)
 
@@ -110,3 +149,29 @@ class Briefing(BaseModel):
         for item in self.disagreements:
             out.extend(item.claims)
         return out
+
+
+class SentenceComparison(BaseModel):
+    """One sentence of one source, judged against all the other sources:
+    `sources[i].text[start:end] == text`; the rest as in `Corroboration`."""
+
+    source_id: str
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    text: str
+    status: CorroborationStatus
+    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    supporting: list[Citation] = Field(default_factory=list)
+    contradicting: list[Citation] = Field(default_factory=list)
+    conflicts: list[str] = Field(default_factory=list)
+
+
+class Comparison(BaseModel):
+    """`briefing compare` and `POST /v1/compare`: every sentence of every source."""
+
+    sources: list[Source]
+    sentences: list[SentenceComparison]
+    method: str = Field(description="The checker method that judged support.")
+    source_agreement: list[SourceAgreement] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    warnings: list[str] = Field(default_factory=list)

@@ -28,7 +28,13 @@ from __future__ import annotations
 
 from briefing.faithfulness.lexical.features import FEATURES, claim_features, has_words
 from briefing.faithfulness.lexical.index import IndexedDocument
-from briefing.faithfulness.lexical.model import METHOD_NAME, THRESHOLD, LexicalScore, score_claim
+from briefing.faithfulness.lexical.model import (
+    METHOD_NAME,
+    THRESHOLD,
+    LexicalScore,
+    probability,
+    score_claim,
+)
 from briefing.faithfulness.lexical.text import split_sentences
 
 __all__ = [
@@ -39,6 +45,7 @@ __all__ = [
     "LexicalScore",
     "claim_features",
     "has_words",
+    "probability",
     "score_claim",
     "split_sentences",
 ]

@@ -22,6 +22,7 @@ from briefing.faithfulness.lexical.text import (
 __all__ = [
     "ABSOLUTES",
     "ALIASES",
+    "APPOSITION",
     "DIRECTIONS",
     "FEATURES",
     "SPEECH",
@@ -71,6 +72,7 @@ APPOSITION = word_set("who a an the of from at director head professor")
 
 
 def coverage(items: Iterable[Any], pool: set[Any] | frozenset[Any]) -> float:
+    """Share of `items` found in `pool` (1.0 for no items)."""
     seq = list(items)
     if not seq:
         return 1.0

@@ -12,7 +12,7 @@ from typing import Any
 from briefing.faithfulness.lexical.features import FEATURES, analyse_claim
 from briefing.faithfulness.lexical.index import IndexedDocument
 
-__all__ = ["METHOD_NAME", "THRESHOLD", "LexicalScore", "score_claim"]
+__all__ = ["METHOD_NAME", "THRESHOLD", "LexicalScore", "probability", "score_claim"]
 
 METHOD_NAME = "offline-lexical-v2"
 
@@ -50,7 +50,8 @@ _MODEL = _load_model()
 THRESHOLD: float = float(_MODEL["threshold"])
 
 
-def _probability(feats: dict[str, float]) -> float:
+def probability(feats: dict[str, float]) -> float:
+    """The stored model's P(supported) for a claim's features (`FEATURES`, by name)."""
     names = _MODEL["features"]
     if tuple(names) != FEATURES:
         raise RuntimeError(
@@ -68,5 +69,5 @@ def score_claim(doc: IndexedDocument, claim: str) -> LexicalScore:
     """Score how well `doc` supports `claim`: probability, evidence spans and a conflict flag."""
     feats, evidence, contradiction = analyse_claim(doc, claim)
     return LexicalScore(
-        score=_probability(feats), evidence=evidence, contradiction=contradiction, features=feats
+        score=probability(feats), evidence=evidence, contradiction=contradiction, features=feats
     )

@@ -18,6 +18,7 @@ __all__ = [
     "is_year",
     "iter_sentence_spans",
     "normalize",
+    "number_value",
     "split_sentences",
     "stem",
     "word_set",
@@ -207,7 +208,8 @@ def stem(tok: str) -> str:
     return tok
 
 
-def _num_value(low: str) -> str | None:
+def number_value(low: str) -> str | None:
+    """The value of a lower-cased number token (\"42\", \"1,000\", \"five\") as text; None for a word."""
     if low[0].isdigit():
         t = low.replace(",", "")
         if ":" in t:
@@ -295,7 +297,7 @@ class TextView:
             None
             if lw in _NOT_QUANTITIES
             or (lw in NUM_WORDS and i > 0 and self.low[i - 1] in _DETERMINERS)
-            else _num_value(lw)
+            else number_value(lw)
             for i, lw in enumerate(self.low)
         ]
         self.numbers = {v for v in values if v is not None}

@@ -1,0 +1,567 @@
+"""Cross-source comparison: what other sources back, what rests on one source, what conflicts.
+
+Every sentence of every source is indexed once by its word stems. A statement (a sentence,
+or a claim of a briefing) retrieves its candidate evidence from the *other* sources by BM25
+over that index, so the cost grows with the number of sentences, not with pairs of them.
+The best candidates of each other source then go to the faithfulness checker and to the
+conflict detectors of `contradiction`:
+
+- corroborated: another source supports the statement (the same sentence word for word, or
+  the checker's verdict on the candidate passages);
+- contradicted: another source states the same thing with a different number, date, name
+  or place, negates it, states the opposite, or quotes the same speaker in other words;
+- single_source: no other source says it.
+
+With the offline method the checker's stored model scores support with its conflict term
+left out (conflicts are this module's own detectors' to find), against a threshold set for
+comparing sources, which paraphrase each other far more than a summary paraphrases its
+article. With a judge (`judge`, or `auto` with a judge model) the checker's verdict stands.
+Supporting and contradicting sentences come back as exact Citations into the other sources.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from briefing.faithfulness import lexical
+from briefing.faithfulness.checker import Checker, CheckPair
+from briefing.faithfulness.contradiction import (
+    Conflict,
+    Quote,
+    conflicts,
+    find_quotes,
+    proper_names,
+    quote_conflict,
+    relatedness,
+)
+from briefing.faithfulness.lexical.features import SPEECH, soft
+from briefing.faithfulness.lexical.text import STOPWORDS, TOKEN, TextView, normalize, stem
+from briefing.schema import (
+    Citation,
+    Claim,
+    Comparison,
+    Corroboration,
+    CorroborationStatus,
+    SentenceComparison,
+    Source,
+    SourceAgreement,
+)
+from briefing.text.segment import sentence_spans
+
+__all__ = [
+    "SUPPORT_COVERAGE",
+    "SUPPORT_SHARED",
+    "SUPPORT_THRESHOLD",
+    "Comparer",
+    "SentenceIndex",
+    "compare_sources",
+    "source_agreement",
+]
+
+Progress = Callable[[str, int, int], None]
+
+#: Offline support: the stored model's probability without its conflict term, at least
+#: SUPPORT_THRESHOLD, with the candidates holding at least SUPPORT_COVERAGE of the
+#: statement's content words by IDF weight and at least SUPPORT_SHARED of them; so that
+#: sharing only common words ("last", "took place") is not saying the same thing. Chosen on
+#: the dev half of evals/datasets/seeds_comparison.jsonl; the held-out half measures them.
+SUPPORT_THRESHOLD = 0.2
+SUPPORT_COVERAGE = 0.4
+SUPPORT_SHARED = 3
+#: Candidate sentences retrieved per statement from all other sources together.
+CANDIDATES = 12
+#: Other sources whose candidates are weighed, per statement (the best first).
+SOURCES_CHECKED = 4
+#: Candidate sentences of one source shown to the checker (each with its neighbours).
+PER_SOURCE = 2
+#: Below this share of the statement's content words a candidate is about something else,
+#: and is not weighed at all.
+MIN_OVERLAP = 0.3
+#: A term found in more sentences than this is left out of retrieval when rarer terms rank
+#: the candidates: it costs much and says little (this keeps the cost near-linear).
+MAX_POSTINGS = 5_000
+#: Statements judged per checker batch (judge calls run concurrently within one).
+BATCH = 256
+#: Sentence views kept prepared at once.
+_VIEW_CACHE = 4096
+_K1, _B = 1.2, 0.75
+_SAYING_STEMS = frozenset(stem(w) for w in SPEECH)
+
+
+def _terms(text: str) -> list[str]:
+    """The content stems a sentence is retrieved by (numbers left out, so a changed number
+    still finds the sentence it changes)."""
+    out = []
+    for tok in TOKEN.findall(normalize(text)):
+        low = tok.lower()
+        if low in STOPWORDS or low[0].isdigit():
+            continue
+        st = stem(low)
+        if st not in STOPWORDS:
+            out.append(st)
+    return out
+
+
+def _key(text: str) -> str:
+    # Word-for-word equal sentences, whatever their spacing, quote marks and case.
+    return " ".join(TOKEN.findall(normalize(text).lower()))
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    source: int
+    start: int
+    end: int
+
+
+class SentenceIndex:
+    """Every sentence of every source, with an inverted index of their stems."""
+
+    def __init__(self, sources: Sequence[Source]) -> None:
+        self.sources = list(sources)
+        self.sentences: list[_Sentence] = []
+        self.by_source: list[list[int]] = []
+        self.exact: dict[str, list[int]] = {}
+        postings: dict[str, array[int]] = {}
+        lengths = array("I")
+        for number, source in enumerate(self.sources):
+            ids = []
+            for start, end in sentence_spans(source.text):
+                sid = len(self.sentences)
+                self.sentences.append(_Sentence(number, start, end))
+                ids.append(sid)
+                text = source.text[start:end]
+                terms = set(_terms(text))
+                lengths.append(len(terms))
+                for term in terms:
+                    got = postings.get(term)
+                    if got is None:
+                        postings[term] = array("I", (sid,))
+                    else:
+                        got.append(sid)
+                key = _key(text)
+                if key.count(" ") >= 3:  # a headline word or two is no sentence to match
+                    self.exact.setdefault(key, []).append(sid)
+            self.by_source.append(ids)
+        self._postings = postings
+        self._lengths = lengths
+        self._average = (sum(lengths) / len(lengths)) if lengths else 1.0
+        self._views: OrderedDict[int, TextView] = OrderedDict()
+
+    def __len__(self) -> int:
+        """Number of sentences."""
+        return len(self.sentences)
+
+    def text(self, sid: int) -> str:
+        """The sentence's exact text."""
+        s = self.sentences[sid]
+        return self.sources[s.source].text[s.start : s.end]
+
+    def view(self, sid: int) -> TextView:
+        """The checker's token view of a sentence (kept in a bounded cache)."""
+        got = self._views.get(sid)
+        if got is None:
+            got = self._views[sid] = TextView(self.text(sid))
+            if len(self._views) > _VIEW_CACHE:
+                self._views.popitem(last=False)
+        return got
+
+    def citation(self, sid: int) -> Citation:
+        """The exact Citation of one sentence."""
+        s = self.sentences[sid]
+        text = self.sources[s.source].text
+        return Citation(
+            source_id=self.sources[s.source].id,
+            start=s.start,
+            end=s.end,
+            quote=text[s.start : s.end],
+        )
+
+    def search(self, terms: Iterable[str], exclude: set[int], k: int) -> list[int]:
+        """The `k` best sentences of the sources not in `exclude`, by BM25 over `terms`."""
+        lists = [ids for t in set(terms) if (ids := self._postings.get(t)) is not None]
+        rare = [ids for ids in lists if len(ids) <= MAX_POSTINGS]
+        n = len(self.sentences)
+        scores: dict[int, float] = {}
+        for ids in rare or lists:
+            idf = math.log(1.0 + (n - len(ids) + 0.5) / (len(ids) + 0.5))
+            for sid in ids:
+                if self.sentences[sid].source in exclude:
+                    continue
+                norm = _K1 * (1 - _B + _B * self._lengths[sid] / self._average)
+                scores[sid] = scores.get(sid, 0.0) + idf * (_K1 + 1) / (1 + norm)
+        best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        return [sid for sid, score in best if score > 0]
+
+    def idf(self, term: str) -> float:
+        """How rare a term is among the sentences (BM25's inverse document frequency)."""
+        df = len(self._postings.get(term, ()))
+        n = len(self.sentences)
+        return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+    def coverage(self, text: str, sids: Sequence[int]) -> tuple[float, int]:
+        """How much of `text`'s content the sentences `sids` hold: the share by IDF weight
+        of its terms found in them (by prefix), and how many terms that is."""
+        terms = set(_terms(text))
+        pool = {soft(t) for sid in sids for t in _terms(self.text(sid))}
+        found = [t for t in terms if soft(t) in pool]
+        total = sum(self.idf(t) for t in terms)
+        return (sum(self.idf(t) for t in found) / total if total else 0.0), len(found)
+
+    def passage(self, sid: int) -> tuple[int, int]:
+        """The sentence with its neighbours in the same paragraph: (start, end) in its source."""
+        s = self.sentences[sid]
+        text = self.sources[s.source].text
+        ids = self.by_source[s.source]
+        at = sid - ids[0]
+        start, end = s.start, s.end
+        if at > 0 and "\n" not in text[self.sentences[sid - 1].end : s.start]:
+            start = self.sentences[sid - 1].start
+        if at + 1 < len(ids) and "\n" not in text[s.end : self.sentences[sid + 1].start]:
+            end = self.sentences[sid + 1].end
+        return start, end
+
+    def sentence_at(self, source: int, offset: int) -> int:
+        """The sentence of `source` that holds (or last starts before) `offset`."""
+        ids = self.by_source[source]
+        lo, hi = 0, len(ids)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.sentences[ids[mid]].start <= offset:
+                lo = mid + 1
+            else:
+                hi = mid
+        return ids[max(lo - 1, 0)]
+
+
+@dataclass
+class _Statement:
+    """What is judged: a text, the sources it rests on, and its quotes with their speakers."""
+
+    text: str
+    own: set[int]
+    quotes: list[tuple[str, str | None]] = field(default_factory=list)
+
+
+@dataclass
+class _Candidates:
+    """One other source's candidate sentences for a statement, as one checker pair."""
+
+    statement: int
+    source: int
+    sentences: list[int]
+    pair: CheckPair
+    #: (offset in the pair's document, offset in the source, length) of each passage.
+    segments: list[tuple[int, int, int]]
+
+
+@dataclass(frozen=True)
+class _Support:
+    score: float
+    supported: bool
+    #: Offset in the pair's document of the best evidence, when the checker named one.
+    evidence: int | None
+    judged_contradicted: bool = False
+
+
+class Comparer:
+    """Judges statements against every source but their own; reuse it for many statements."""
+
+    def __init__(
+        self, sources: Sequence[Source], checker: Checker, *, progress: Progress | None = None
+    ) -> None:
+        self.index = SentenceIndex(sources)
+        self.checker = checker
+        self.progress = progress
+        self._names = [proper_names(s.text) for s in sources]
+        self._quotes: list[list[tuple[Quote, str]]] = [
+            [(q, s.text[q.start : q.end]) for q in find_quotes(s.text, self._names[n])]
+            for n, s in enumerate(sources)
+        ]
+        self._support: dict[tuple[str, str], _Support] = {}
+
+    # ------------------------------------------------------------ entry points
+
+    async def sentences(self) -> list[SentenceComparison]:
+        """Every sentence of every source, judged against all the other sources.
+
+        A line that only introduces the quotation after it ("According to Sam Greene:")
+        stands or falls with that quotation.
+        """
+        index = self.index
+        statements = [
+            _Statement(index.text(sid), {s.source}, self._sentence_quotes(s))
+            for sid, s in enumerate(index.sentences)
+        ]
+        judged = await self._judge_all(statements)
+        for sid in range(len(index.sentences) - 1, -1, -1):
+            if self._introduces_quote(sid):
+                judged[sid] = judged[sid + 1]
+        return [
+            SentenceComparison(
+                source_id=index.sources[s.source].id,
+                start=s.start,
+                end=s.end,
+                text=index.text(sid),
+                **judged[sid].model_dump(),
+            )
+            for sid, s in enumerate(index.sentences)
+        ]
+
+    async def claims(self, claims: Sequence[Claim]) -> dict[str, Corroboration]:
+        """Each claim's corroboration, by claim id, against the sources it does not rest on.
+
+        A claim rests on the source of its first citation; the other sources it cites are
+        weighed like any other, so a claim two sources back is corroborated. A claim that
+        cites nothing is single-source.
+        """
+        if len(self.index.sources) < 2:
+            return {c.id: Corroboration(status="not_applicable") for c in claims}
+        position = {s.id: n for n, s in enumerate(self.index.sources)}
+        statements, ids = [], []
+        for claim in claims:
+            cited = [position[c.source_id] for c in claim.citations if c.source_id in position]
+            if not cited:
+                continue
+            names = self._names[cited[0]]
+            quotes = [
+                (claim.text[q.start : q.end], q.speaker) for q in find_quotes(claim.text, names)
+            ]
+            statements.append(_Statement(claim.text, {cited[0]}, quotes))
+            ids.append(claim.id)
+        out = {c.id: Corroboration(status="single_source", score=0.0) for c in claims}
+        out.update(zip(ids, await self._judge_all(statements), strict=True))
+        return out
+
+    # ------------------------------------------------------------ judging
+
+    async def _judge_all(self, statements: Sequence[_Statement]) -> list[Corroboration]:
+        out: list[Corroboration] = []
+        for first in range(0, len(statements), BATCH):
+            out.extend(await self._judge(statements[first : first + BATCH]))
+            if self.progress is not None:
+                self.progress("compare", len(out), len(statements))
+        return out
+
+    async def _judge(self, statements: Sequence[_Statement]) -> list[Corroboration]:
+        index = self.index
+        candidates: dict[int, list[_Candidates]] = {}
+        exact: list[list[int]] = []
+        for n, st in enumerate(statements):
+            same = [
+                sid
+                for sid in index.exact.get(_key(st.text), [])
+                if index.sentences[sid].source not in st.own
+            ]
+            exact.append(same)
+            skip = st.own | {index.sentences[sid].source for sid in same}
+            candidates[n] = self._candidates(n, st, skip)
+        await self._weigh([c for group in candidates.values() for c in group])
+        return [self._decide(st, exact[n], candidates[n]) for n, st in enumerate(statements)]
+
+    def _candidates(self, n: int, st: _Statement, skip: set[int]) -> list[_Candidates]:
+        index = self.index
+        view = TextView(st.text)
+        terms = [t for t in _terms(st.text) if t not in _SAYING_STEMS]
+        # "He explains:" states nothing another source could back or contradict.
+        if len(set(terms)) < 2 or not view.toks:
+            return []
+        per_source: dict[int, list[int]] = {}
+        for sid in index.search(terms, skip, CANDIDATES):
+            got = per_source.setdefault(index.sentences[sid].source, [])
+            if len(got) < PER_SOURCE:
+                got.append(sid)
+        out = []
+        for source, sids in list(per_source.items())[:SOURCES_CHECKED]:
+            close = [sid for sid in sids if relatedness(view, index.view(sid)) >= MIN_OVERLAP]
+            if close:
+                document, segments = self._document(source, close)
+                pair = CheckPair(id=f"s{n}", document=document, claim=st.text)
+                out.append(_Candidates(n, source, close, pair, segments))
+        return out
+
+    def _document(self, source: int, sids: Sequence[int]) -> tuple[str, list[tuple[int, int, int]]]:
+        """The candidates' passages of one source as one document for the checker."""
+        text = self.index.sources[source].text
+        spans: list[tuple[int, int]] = []
+        for sid in sorted(sids):
+            start, end = self.index.passage(sid)
+            if spans and start <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+            else:
+                spans.append((start, end))
+        parts, segments, at = [], [], 0
+        for start, end in spans:
+            parts.append(text[start:end])
+            segments.append((at, start, end - start))
+            at += end - start + 1
+        return "\n".join(parts), segments
+
+    async def _weigh(self, groups: Sequence[_Candidates]) -> None:
+        """The checker's support for each group's pair not weighed yet."""
+        todo = list(
+            {
+                (g.pair.document, g.pair.claim): g
+                for g in groups
+                if (g.pair.document, g.pair.claim) not in self._support
+            }.values()
+        )
+        if not todo:
+            return
+        if self.checker.uses_judge:
+            results = await self.checker.check([g.pair for g in todo])
+            for group, result in zip(todo, results, strict=True):
+                self._support[(group.pair.document, group.pair.claim)] = _Support(
+                    score=result.score,
+                    supported=result.label == 1,
+                    evidence=result.evidence[0].start if result.evidence else None,
+                    judged_contradicted=result.verdict == "contradicted",
+                )
+            return
+        for group in todo:
+            scored = self.checker.offline(group.pair)
+            score = lexical.probability({**scored.features, "conflict": 0.0})
+            weight, shared = self.index.coverage(group.pair.claim, group.sentences)
+            self._support[(group.pair.document, group.pair.claim)] = _Support(
+                score=score,
+                supported=score >= SUPPORT_THRESHOLD
+                and weight >= SUPPORT_COVERAGE
+                and shared >= SUPPORT_SHARED,
+                evidence=scored.evidence[0][0] if scored.evidence else None,
+            )
+
+    def _decide(
+        self, st: _Statement, exact: Sequence[int], candidates: Sequence[_Candidates]
+    ) -> Corroboration:
+        index = self.index
+        supporting: dict[int, int] = {}
+        contradicting: dict[int, int] = {}
+        found: list[Conflict] = []
+        best = 1.0 if exact else 0.0
+        for sid in exact:
+            supporting.setdefault(index.sentences[sid].source, sid)
+        for group in candidates:
+            support = self._support[(group.pair.document, group.pair.claim)]
+            clash = self._conflict(st, group, support)
+            if clash is not None:
+                found.append(clash[0])
+                contradicting.setdefault(group.source, clash[1])
+                continue
+            best = max(best, support.score)
+            if support.supported:
+                supporting.setdefault(group.source, self._evidence(group, support))
+        for source, quotes in enumerate(self._quotes):
+            # A source that backs the statement, or already contradicts it, need not be
+            # asked about its quotes.
+            if source in st.own or source in contradicting or source in supporting or not quotes:
+                continue
+            others = [(text, quote.speaker) for quote, text in quotes]
+            for words, who in st.quotes:
+                got = quote_conflict(words, who, others)
+                if got is not None:
+                    found.append(got[0])
+                    contradicting[source] = index.sentence_at(source, quotes[got[1]][0].start)
+                    break
+        status: CorroborationStatus = (
+            "contradicted" if contradicting else "corroborated" if supporting else "single_source"
+        )
+        return Corroboration(
+            status=status,
+            score=round(min(max(best, 0.0), 1.0), 4),
+            supporting=[index.citation(sid) for sid in supporting.values()],
+            contradicting=[index.citation(sid) for sid in contradicting.values()],
+            conflicts=[c.describe() for c in found],
+        )
+
+    def _conflict(
+        self, st: _Statement, group: _Candidates, support: _Support
+    ) -> tuple[Conflict, int] | None:
+        for sid in group.sentences:
+            got = conflicts(st.text, self.index.text(sid))
+            if got:
+                return got[0], sid
+        if support.judged_contradicted:
+            sid = self._evidence(group, support)
+            return Conflict("judged", st.text, self.index.text(sid)), sid
+        return None
+
+    def _evidence(self, group: _Candidates, support: _Support) -> int:
+        """The candidate sentence that holds the checker's best evidence (else the first)."""
+        if support.evidence is not None:
+            for at, start, length in group.segments:
+                if at <= support.evidence < at + length:
+                    return self.index.sentence_at(group.source, start + support.evidence - at)
+        return group.sentences[0]
+
+    def _sentence_quotes(self, s: _Sentence) -> list[tuple[str, str | None]]:
+        text = self.index.sources[s.source].text
+        out = []
+        for quote, _ in self._quotes[s.source]:
+            start, end = max(quote.start, s.start), min(quote.end, s.end)
+            if end - start > 3:
+                out.append((text[start:end], quote.speaker))
+        return out
+
+    def _introduces_quote(self, sid: int) -> bool:
+        index = self.index
+        s = index.sentences[sid]
+        if sid + 1 >= len(index.sentences) or index.sentences[sid + 1].source != s.source:
+            return False
+        text = index.sources[s.source].text
+        following = index.sentences[sid + 1]
+        return (
+            text[s.start : s.end].rstrip().endswith(":")
+            and text[following.start : following.start + 1] in "\"\u201c\u2018'\u00ab"
+        )
+
+
+async def compare_sources(
+    sources: Sequence[Source], checker: Checker, *, progress: Progress | None = None
+) -> Comparison:
+    """Every sentence of every source judged against all the others (`briefing compare`)."""
+    if len(sources) > 1:
+        sentences = await Comparer(sources, checker, progress=progress).sentences()
+    else:
+        sentences = [
+            SentenceComparison(
+                source_id=source.id,
+                start=start,
+                end=end,
+                text=source.text[start:end],
+                status="not_applicable",
+            )
+            for source in sources
+            for start, end in sentence_spans(source.text)
+        ]
+    return Comparison(
+        sources=list(sources),
+        sentences=sentences,
+        method=checker.name,
+        source_agreement=source_agreement(sources, ((s.source_id, s.status) for s in sentences)),
+        usage=checker.usage,
+        warnings=list(checker.warnings),
+    )
+
+
+def source_agreement(
+    sources: Sequence[Source], statuses: Iterable[tuple[str, CorroborationStatus]]
+) -> list[SourceAgreement]:
+    """Per source, in order: how many of its statements are corroborated, single-source and
+    contradicted (`statuses`: (source id, status) of each statement)."""
+    rows = {s.id: SourceAgreement(source_id=s.id) for s in sources}
+    for source_id, status in statuses:
+        row = rows.get(source_id)
+        if row is None:
+            continue
+        row.claims += 1
+        if status == "corroborated":
+            row.corroborated += 1
+        elif status == "single_source":
+            row.single_source += 1
+        elif status == "contradicted":
+            row.contradicted += 1
+    return list(rows.values())
