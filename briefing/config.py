@@ -251,7 +251,9 @@ class Settings(BaseSettings):
     )
 
     key_points: int = Field(default=8, ge=1, le=50, description="Extractive key points.")
-    summary_sentences: int = Field(default=3, ge=1, le=10)
+    summary_sentences: int = Field(
+        default=4, ge=1, le=10, description="Extractive summary sentences."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

@@ -58,8 +58,10 @@ def test_build_prints_markdown() -> None:
     assert "Extractive briefing" in md
     for heading in ("## Summary", "## Key points", "## Citations", "## Sources"):
         assert heading in lines
-    # Claims carry numbered markers, and each number is listed under Citations.
-    markers = {int(n) for n in re.findall(r"^- .* \[(\d+)\]", md, flags=re.MULTILINE)}
+    # Claims carry numbered markers (their own spans, and the other sources' spans that
+    # back or contradict them), and each number is listed under Citations.
+    items = re.findall(r"^ *- .*$", md.split("## Citations", 1)[0], flags=re.MULTILINE)
+    markers = {int(n) for item in items for n in re.findall(r"\[(\d+)\]", item)}
     assert markers
     citations = md.split("## Citations", 1)[1].split("## Sources", 1)[0]
     listed = {int(n) for n in re.findall(r"^(\d+)\. ", citations, flags=re.MULTILINE)}

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from briefing.config import Settings
 from briefing.errors import BriefingError
 from briefing.evaluation.report import Metric, SuiteResult, load_jsonl_models
+from briefing.text.segment import sentence_spans
 
 __all__ = ["KeyFact", "covers", "evaluate_briefings"]
 
@@ -76,7 +77,14 @@ async def evaluate_briefings(
         validity = valid / len(citations) if citations else 0.0
         supported = [c for c in claims if c.verdict == "supported"]
         share = len(supported) / len(claims) if claims else 0.0
-        sentences = [s for text in _claims_text(briefing) for s in re.split(r"(?<=[.!?])\s+", text)]
+        # A fact counts where one sentence of a claim states it, sentences as the project
+        # segments them ("St. Petersburg" does not end one; a quotation with its
+        # attribution is one).
+        sentences = [
+            text[start:end]
+            for text in _claims_text(briefing)
+            for start, end in sentence_spans(text)
+        ]
         covered = [f.id for f in facts if any(covers(s, f.keywords) for s in sentences)]
         coverage = len(covered) / len(facts) if facts else 0.0
         prefix = f"briefings.{model}"

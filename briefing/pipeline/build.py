@@ -12,11 +12,13 @@ from briefing.config import Settings
 from briefing.errors import BriefingError, SourceError
 from briefing.faithfulness.checker import Checker
 from briefing.faithfulness.claims import check_briefing
+from briefing.faithfulness.compare import Comparer
 from briefing.models.calllog import CallLog, CallRecorder
 from briefing.models.prompts import PromptLibrary, PromptTemplate, parse_ref
 from briefing.pipeline.citations import citation_problems
+from briefing.pipeline.corroboration import corroborate
 from briefing.pipeline.mapreduce import MapReduce, Progress
-from briefing.schema import Briefing, Source
+from briefing.schema import Briefing, SentenceComparison, Source
 from briefing.text.sources import load_source
 
 
@@ -51,10 +53,21 @@ async def build_briefing(
     # A judge failure must not cost the briefing: that claim keeps its offline verdict.
     checker = Checker(settings, call_log=call_log, fallback=True)
     checker.check_credentials()
+    known: list[SentenceComparison] = []
+    comparer: Comparer | None = None
     if settings.is_extractive:
         from briefing.pipeline.extractive import build_extractive
 
-        briefing = build_extractive(sources, settings)
+        if len(sources) > 1:
+            # Every sentence against the other sources, to rank by and to find conflicts
+            # in. Offline: a judge call for each sentence is not worth it for a ranking; a
+            # judge still weighs the claims chosen (below).
+            ranking = checker if not checker.uses_judge else Checker(settings, "offline")
+            comparer = Comparer(sources, ranking, progress=progress)
+            known = await comparer.sentences()
+            if checker.uses_judge:
+                comparer = None
+        briefing = build_extractive(sources, settings, known)
     else:
         from briefing.models.llm import LLMClient
         from briefing.models.local import with_model_defaults
@@ -64,6 +77,13 @@ async def build_briefing(
         client.check_credentials()
         engine = MapReduce(settings, client, _CachedPromptLibrary(settings.prompts_dir), progress)
         briefing = await engine.run(sources)
+    briefing = await corroborate(
+        briefing,
+        checker,
+        known=known if comparer is not None else (),
+        comparer=comparer,
+        order_key_points=not settings.is_extractive,
+    )
     problems = citation_problems(briefing)
     if problems:
         # Citations are built from spans, so this is a bug; refuse to hand out a briefing

@@ -1,9 +1,16 @@
 """The embedded default engine: no model, deterministic, every claim a verbatim sentence.
 
-Sentences are ranked by centrality (LexRank: PageRank over TF-IDF cosine similarity) and
-picked with maximal marginal relevance so the briefing does not repeat itself. Because each
-claim is the exact text of the span it cites, it is supported by construction (the
-faithfulness check still scores it, like every claim).
+Only sentences that state something are candidates: headlines, section headings and
+link-bait lines (a line with no closing punctuation), bylines and datelines, questions,
+lines that introduce a quotation, and sentences about the article itself ("In this article
+we explore ...") are left out. The rest are ranked by centrality (LexRank: PageRank over
+TF-IDF cosine similarity), weighted by how specific they are (names and figures), by an
+early position in a news source, and by what the other sources say of them: a sentence
+another source backs counts for more, one that only its own source says for less. The
+summary takes the best few, every source's best first; the key points follow by maximal
+marginal relevance, so that no two state the same fact, in one source's words or
+another's. Because each claim is the exact text of the span it cites, it is supported by
+construction (the faithfulness check still scores it, like every claim).
 """
 
 from __future__ import annotations
@@ -11,29 +18,111 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from briefing.config import EXTRACTIVE, Settings
 from briefing.pipeline.citations import citation_for
-from briefing.schema import Briefing, Claim, Disagreement, Source
+from briefing.pipeline.corroboration import disagreement_of
+from briefing.schema import (
+    Briefing,
+    Claim,
+    Corroboration,
+    Disagreement,
+    SentenceComparison,
+    Source,
+)
 from briefing.text.segment import Sentence, segment
+
+__all__ = ["NOTICE", "build_extractive", "is_statement"]
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _MIN_WORDS, _MAX_WORDS = 6, 90
 _LINK_THRESHOLD = 0.08
-_MMR_LAMBDA = 0.7
+_MMR_LAMBDA = 0.6
 _DAMPING = 0.85
-_PAIR_SIMILARITY = 0.3
 #: News puts what matters first: a sentence's centrality gets up to this much extra weight
-#: for being early in its source, decaying over the first dozen or so sentences.
-_LEAD_BONUS = 0.6
-_LEAD_DECAY = 8.0
+#: for being early in its source, decaying over the first dozen or so sentences; the
+#: summary, which must say what the story is, leans on it more than the key points.
+_LEAD_BONUS = {"summary": 3.0, "key_points": 0.3}
+_LEAD_DECAY = {"summary": 4.0, "key_points": 8.0}
+#: The summary says what the story is: what is central, early and backed. The key points
+#: are its facts, where a sentence's words count too: specific facts use rare words. Each
+#: is an exponent of the sentence's ratio to the mean (0: not counted).
+_CENTRALITY_EXPONENT = {"summary": 0.5, "key_points": 0.5}
+_RARITY_EXPONENT = {"summary": 0.0, "key_points": 2.0}
 _QUOTE_OPENERS = "\"“‘'«"
+#: A sentence that opens with a quotation is one voice's view, not the news.
+_VOICE = 0.65
+#: What the other sources say of a sentence, as a weight on its rank: backed (another
+#: source says it, or says part of it in a sentence this one backs), said by no other
+#: source, or contradicted.
+_CORROBORATION_WEIGHT = {"backed": 1.25, "alone": 1.0, "contradicted": 0.7}
+#: The weight of a sentence only its own source states: (1 - the share of that source's
+#: statements another source backs) ** _ALONE_POWER, at least _MIN_ALONE. A rewrite that
+#: mostly restates another source earns less trust for what it alone adds.
+_MIN_ALONE = 0.25
+_ALONE_POWER = 2.0
+#: A sentence's names and figures (distinct, capped) each add this much to its weight:
+#: the key points are the facts, and facts name who, where and how many.
+_SPECIFIC_BONUS = {"summary": 0.05, "key_points": 0.2}
+_SPECIFIC_CAP = 8
+#: Words beyond which a sentence's weight shrinks (with the square root of the excess):
+#: centrality favours long sentences, which share words with everything.
+_LONG = 40
+#: Two sentences this similar (TF-IDF cosine) state the same fact; two of one paragraph
+#: are at least this similar (a news paragraph carries one fact, its other sentences
+#: mostly add detail).
+_SAME_FACT = 0.5
+_SAME_PARAGRAPH = 0.45
+_MAX_DISAGREEMENTS = 5
+
+# A line that ends without a full stop (or a closing quote after one) is a headline, a
+# section heading or a link to another article, not a statement.
+_CLOSED = re.compile(r"[.!…][\"'”’»)\]]*$")
+_BYLINE = re.compile(
+    r"^(?:by|author|authors|written by|reporting by|additional reporting|editing by|"
+    r"edited by|photo|photos|image|images|video|source|sources|copyright|©)\b[\s:]",
+    re.IGNORECASE,
+)
+# "MOSCOW, April 20 (Reuters) -" / "WASHINGTON —": a place in capitals and a dash.
+_DATELINE = re.compile(r"^[A-Z][A-Z .'-]{2,}(?:,[^—–-]{0,40})?(?:\([^)]*\))?\s*[—–-]{1,2}\s")
+# Sentences about the article, not the story; and calls to the reader.
+_META = re.compile(
+    r"^(?:in this (?:article|piece|post|report|story|analysis|essay)|"
+    r"this (?:article|piece|post|report|story|analysis|essay) (?:explores|looks|examines|"
+    r"discusses|describes|covers|will)|"
+    r"(?:it|the (?:article|piece|report)) (?:looks at|examines|explores|discusses|considers|"
+    r"analy[sz]es|covers)\b|"
+    r"(?:we|below,? we|here,? we) (?:explore|look at|examine|discuss|consider|analy[sz]e)\b|"
+    r"(?:read|click|tap|sign up|subscribe|follow us|share this|watch|listen)\b|"
+    r"(?:here(?:'|’)s|this is) (?:what|why|how)\b|"
+    r"(?:related|see also|advertisement|more from)\b)",
+    re.IGNORECASE,
+)
+# Who a speaker is: ", a distinguished fellow at ... from 2004 to 2007," / ", who ...,".
+# Names and rare words there say who spoke, not what happened.
+_BIO = re.compile(
+    r",\s+(?:a|an|the|who|whose|director|head|chair|chief|professor|former|associate|senior|"
+    r"distinguished|deputy|spokesman|spokeswoman|spokesperson)\b[^,;:\"“”]{3,160},",
+    re.IGNORECASE,
+)
+# A sentence that opens by pointing back ("They invited ...", "As a result, ...") leans on
+# the one before it, which the briefing does not show.
+_DANGLING = re.compile(
+    r"^(?:he|she|they|it|this|these|those|that|both|such|all three|as a result|however|but|"
+    r"so|therefore|thus|instead|also|yet|still|then|and|or)\b",
+    re.IGNORECASE,
+)
+_DANGLING_WEIGHT = 0.5
+# Runs of stray characters ("..s.s..s.s") that are no part of any language.
+_GARBLED = re.compile(r"(?:[.][a-z]?){6,}|(?:\W\s?){8,}")
 
 NOTICE = (
     "Extractive briefing: every point is a sentence quoted verbatim from the sources, "
-    "ranked by centrality; no language model wrote this text."
+    "ranked by centrality and by what the other sources back; no language model wrote "
+    "this text."
 )
 
 
@@ -43,22 +132,96 @@ class _Candidate:
     source: Source
     vector: dict[str, float]
     words: set[str]
+    specific: int
+    comparison: SentenceComparison | None
+    #: Mean rarity (IDF) of the sentence's words: specific facts use rare words.
+    rarity: float = 1.0
+    backed: bool = False
+    #: Weight of a sentence only this source states: less, the more of the source's other
+    #: sentences merely restate another source (a rewrite's additions are its own).
+    alone: float = 1.0
+    #: Where the sentence stands among its source's statements (0: the first).
+    position: int = 0
+    #: The number of the paragraph (line) it is in.
+    paragraph: int = 0
 
 
-def build_extractive(sources: list[Source], settings: Settings) -> Briefing:
-    """A Briefing made only of ranked source sentences, each citing itself exactly."""
-    candidates = _candidates(sources)
+def is_statement(sentence: Sentence, source: Source) -> bool:
+    """Whether a sentence states something a briefing could claim: not a headline, byline,
+    dateline, question, quote introduction, link or remark about the article itself."""
+    text = sentence.text.strip()
+    line_start = source.text.rfind("\n", 0, sentence.start) + 1
+    line_end = source.text.find("\n", sentence.end)
+    line = source.text[line_start : len(source.text) if line_end < 0 else line_end].strip()
+    words = _WORD.findall(text)
+    return not (
+        not _CLOSED.search(line)  # headline, heading, link-bait: its line never closes
+        or text.endswith((":", "?", '?"', "?”"))
+        or _BYLINE.match(text)
+        or (_DATELINE.match(text) and len(_WORD.findall(_DATELINE.sub("", text))) < _MIN_WORDS)
+        or _META.match(text)
+        or _GARBLED.search(text)
+        or not _MIN_WORDS <= len(words) <= _MAX_WORDS
+    )
+
+
+def build_extractive(
+    sources: list[Source], settings: Settings, comparison: Sequence[SentenceComparison] = ()
+) -> Briefing:
+    """A Briefing made only of ranked source sentences, each citing itself exactly.
+
+    `comparison`: the sentences judged against the other sources (`faithfulness.compare`);
+    it weighs the ranking and gives the disagreements. Without it, every sentence counts
+    as not compared."""
+    known = {(s.source_id, s.start, s.end): s for s in comparison}
+    candidates = _candidates(sources, known)
+    seen: Counter[str] = Counter()
+    for c in candidates:
+        c.position = seen[c.source.id]
+        seen[c.source.id] += 1
+        c.paragraph = c.source.text.count("\n", 0, c.sentence.start)
+    # Backing goes both ways for ranking: a sentence another source's sentence rests on is
+    # backed too (that one says part of it).
+    backers = {(c.source_id, c.start, c.end) for s in comparison for c in s.supporting}
+    for c in candidates:
+        status = c.comparison.status if c.comparison is not None else None
+        c.backed = status == "corroborated" or (
+            status != "contradicted" and (c.source.id, c.sentence.start, c.sentence.end) in backers
+        )
+    if comparison:
+        statements: Counter[str] = Counter(c.source.id for c in candidates)
+        echoes: Counter[str] = Counter(
+            c.source.id
+            for c in candidates
+            if c.comparison is not None and c.comparison.status == "corroborated"
+        )
+        for c in candidates:
+            share = echoes[c.source.id] / statements[c.source.id]
+            c.alone = max(_MIN_ALONE, (1.0 - share) ** _ALONE_POWER)
     warnings = [NOTICE]
     if not candidates:
         warnings.append("no sentence long enough to quote was found in the sources")
-    scores = [
-        score * _prior(c)
-        for score, c in zip(_lexrank([c.vector for c in candidates]), candidates, strict=True)
-    ]
-    order = sorted(range(len(candidates)), key=lambda i: (-scores[i], i))
-
-    summary_idx = _pick_summary(order, candidates, settings.summary_sentences, len(sources))
-    key_idx = _mmr(order, candidates, settings.key_points, exclude=set(summary_idx))
+    centrality = _lexrank([c.vector for c in candidates])
+    mean = sum(centrality) / len(centrality) if centrality else 1.0
+    mean_rarity = sum(c.rarity for c in candidates) / len(candidates) if candidates else 1.0
+    scores = {
+        part: [
+            (score / mean) ** _CENTRALITY_EXPONENT[part]
+            # (+0.1: a word in every sentence has no rarity, and one sentence alone none.)
+            * ((c.rarity + 0.1) / (mean_rarity + 0.1)) ** _RARITY_EXPONENT[part]
+            * _prior(c, part)
+            for score, c in zip(centrality, candidates, strict=True)
+        ]
+        for part in ("summary", "key_points")
+    }
+    order = {
+        part: sorted(range(len(candidates)), key=lambda i: (-ranked[i], i))
+        for part, ranked in scores.items()
+    }
+    summary_idx = _pick_summary(
+        order["summary"], candidates, settings.summary_sentences, len(sources)
+    )
+    key_idx = _mmr(order["key_points"], candidates, settings.key_points, exclude=set(summary_idx))
     counter = iter(range(1, 10**9))
 
     def claim(i: int) -> Claim:
@@ -76,10 +239,6 @@ def build_extractive(sources: list[Source], settings: Settings) -> Briefing:
 
     summary = [claim(i) for i in summary_idx]
     key_points = [claim(i) for i in sorted(key_idx, key=reading_order)]
-    disagreements = [
-        Disagreement(topic=topic, claims=[claim(a), claim(b)])
-        for topic, a, b in _numeric_conflicts(candidates, scores)
-    ]
     return Briefing(
         id=_briefing_id(),
         title=_title(sources),
@@ -89,7 +248,7 @@ def build_extractive(sources: list[Source], settings: Settings) -> Briefing:
         sources=sources,
         summary=summary,
         key_points=key_points,
-        disagreements=disagreements,
+        disagreements=_disagreements(candidates, scores["key_points"]),
         warnings=warnings,
     )
 
@@ -106,22 +265,43 @@ def _title(sources: list[Source]) -> str:
     return f"{sources[0].title} (and {len(sources) - 1} more source{'s' * (len(sources) > 2)})"
 
 
-def _prior(c: _Candidate) -> float:
-    lead = 1.0 + _LEAD_BONUS * math.exp(-(c.sentence.index - 1) / _LEAD_DECAY)
-    # A sentence that opens with a quotation is usually one voice's view, not the news.
-    voice = 0.8 if c.sentence.text[:1] in _QUOTE_OPENERS else 1.0
-    return lead * voice
+def _prior(c: _Candidate, part: str) -> float:
+    lead = 1.0 + _LEAD_BONUS[part] * math.exp(-c.position / _LEAD_DECAY[part])
+    voice = _VOICE if c.sentence.text[:1] in _QUOTE_OPENERS else 1.0
+    if _DANGLING.match(c.sentence.text):
+        voice *= _DANGLING_WEIGHT
+    specific = 1.0 + _SPECIFIC_BONUS[part] * min(c.specific, _SPECIFIC_CAP)
+    words = len(c.words)
+    length = 1.0 if words <= _LONG else math.sqrt(_LONG / words)
+    status = c.comparison.status if c.comparison is not None else None
+    said = "contradicted" if status == "contradicted" else "backed" if c.backed else "alone"
+    weight = _CORROBORATION_WEIGHT[said] * (c.alone if said == "alone" else 1.0)
+    return lead * voice * specific * length * weight
 
 
-def _candidates(sources: list[Source]) -> list[_Candidate]:
+def _specifics(text: str) -> int:
+    """Distinct names (runs of capitalised words after a sentence's first word: "University
+    College London" is one) and figures in `text`."""
+    words = _WORD.findall(text)
+    names: set[str] = set()
+    run: list[str] = []
+    for word in [*words[1:], ""]:
+        if word[:1].isupper():
+            run.append(word)
+        elif run:
+            names.add(" ".join(run))
+            run = []
+    return len(names) + len(set(_NUMBER.findall(text)))
+
+
+def _candidates(
+    sources: list[Source], known: dict[tuple[str, int, int], SentenceComparison]
+) -> list[_Candidate]:
     raw: list[tuple[Sentence, Source, list[str]]] = []
     for source in sources:
         for sentence in segment(source):
-            words = [w.lower() for w in _WORD.findall(sentence.text)]
-            # A sentence ending in a colon introduces a quotation and says nothing alone.
-            if sentence.text.rstrip().endswith(":"):
-                continue
-            if _MIN_WORDS <= len(words) <= _MAX_WORDS:
+            if is_statement(sentence, source):
+                words = [w.lower() for w in _WORD.findall(sentence.text)]
                 raw.append((sentence, source, words))
     df: Counter[str] = Counter()
     for _, _, words in raw:
@@ -130,9 +310,22 @@ def _candidates(sources: list[Source]) -> list[_Candidate]:
     out: list[_Candidate] = []
     for sentence, source, words in raw:
         tf = Counter(words)
+        said = _BIO.sub(",", sentence.text)
+        facts = Counter(w.lower() for w in _WORD.findall(said)) or tf
+        rarity = sum(math.log((1 + n) / (1 + df[w])) for w in facts) / len(facts)
         vec = {w: (1 + math.log(k)) * math.log((1 + n) / (1 + df[w])) for w, k in tf.items()}
         norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
-        out.append(_Candidate(sentence, source, {w: v / norm for w, v in vec.items()}, set(words)))
+        out.append(
+            _Candidate(
+                sentence,
+                source,
+                {w: v / norm for w, v in vec.items()},
+                set(words),
+                _specifics(said),
+                known.get((source.id, sentence.start, sentence.end)),
+                rarity=rarity,
+            )
+        )
     return out
 
 
@@ -168,6 +361,27 @@ def _lexrank(vectors: list[dict[str, float]], iterations: int = 60) -> list[floa
     return rank
 
 
+def _backs(a: _Candidate, b: _Candidate) -> bool:
+    """Whether the comparison found one of the two sentences backing the other."""
+    for one, other in ((a, b), (b, a)):
+        if one.comparison is not None:
+            for c in one.comparison.supporting:
+                if c.source_id == other.source.id and c.start == other.sentence.start:
+                    return True
+    return False
+
+
+def _redundancy(cands: list[_Candidate], i: int, j: int) -> float:
+    # Another source's sentence backing this one states the same fact, however worded.
+    if _backs(cands[i], cands[j]):
+        return 1.0
+    similarity = _cosine(cands[i].vector, cands[j].vector)
+    # A news paragraph carries one fact: a second sentence of it mostly adds detail.
+    if cands[i].source.id == cands[j].source.id and cands[i].paragraph == cands[j].paragraph:
+        return max(similarity, _SAME_PARAGRAPH)
+    return similarity
+
+
 def _mmr(order: list[int], cands: list[_Candidate], k: int, exclude: set[int]) -> list[int]:
     chosen: list[int] = []
     pool = [i for i in order if i not in exclude]
@@ -176,12 +390,12 @@ def _mmr(order: list[int], cands: list[_Candidate], k: int, exclude: set[int]) -
     while pool and len(chosen) < k:
 
         def gain(i: int) -> float:
-            redundancy = max(
-                (_cosine(cands[i].vector, cands[j].vector) for j in taken), default=0.0
-            )
+            redundancy = max((_redundancy(cands, i, j) for j in taken), default=0.0)
             return _MMR_LAMBDA * rank_score[i] - (1 - _MMR_LAMBDA) * redundancy
 
-        best = max(pool, key=lambda i: (gain(i), -i))
+        # A sentence stating a fact already taken goes last, whatever its rank.
+        fresh = [i for i in pool if all(_redundancy(cands, i, j) < _SAME_FACT for j in taken)]
+        best = max(fresh or pool, key=lambda i: (gain(i), -i))
         pool.remove(best)
         chosen.append(best)
         taken.append(best)
@@ -196,37 +410,46 @@ def _pick_summary(order: list[int], cands: list[_Candidate], k: int, n_sources: 
     for i in order:
         sid = cands[i].source.id
         if sid not in seen_sources and len(firsts) < min(k, n_sources):
+            if any(_redundancy(cands, i, j) >= _SAME_FACT for j in firsts):
+                continue
             seen_sources.add(sid)
             firsts.append(i)
     rest = _mmr(order, cands, k - len(firsts), exclude=set(firsts))
     return firsts + rest
 
 
-def _numeric_conflicts(cands: list[_Candidate], scores: list[float]) -> list[tuple[str, int, int]]:
-    """Pairs of similar sentences from different sources whose numbers differ."""
-    found: list[tuple[float, str, int, int]] = []
-    for i, a in enumerate(cands):
-        nums_a = set(_NUMBER.findall(a.sentence.text))
-        for j in range(i + 1, len(cands)):
-            b = cands[j]
-            if a.source.id == b.source.id:
-                continue
-            nums_b = set(_NUMBER.findall(b.sentence.text))
-            # Each side must state a figure the other lacks; one merely adding a detail
-            # (a year, say) is not a disagreement.
-            if not (nums_a - nums_b) or not (nums_b - nums_a):
-                continue
-            sim = _cosine(a.vector, b.vector)
-            if sim >= _PAIR_SIMILARITY:
-                shared = sorted(a.words & b.words, key=lambda w: (-a.vector.get(w, 0.0), w))[:4]
-                topic = "Sources give different figures: " + ", ".join(shared)
-                found.append((sim, topic, i, j))
-    found.sort(key=lambda t: -t[0])
-    used: set[int] = set()
-    out: list[tuple[str, int, int]] = []
-    for _, topic, i, j in found:
-        if i in used or j in used:
+def _disagreements(cands: list[_Candidate], scores: list[float]) -> list[Disagreement]:
+    """Sentences another source contradicts, the most central first, each with the other
+    side; one entry per pair of sentences."""
+    by_span = {(c.source.id, c.sentence.start, c.sentence.end): c for c in cands}
+    found: list[Disagreement] = []
+    seen: set[frozenset[tuple[str, int, int]]] = set()
+    ranked = sorted(range(len(cands)), key=lambda i: (-scores[i], i))
+    for i in ranked:
+        c = cands[i]
+        comparison = c.comparison
+        if comparison is None or comparison.status != "contradicted":
             continue
-        used.update((i, j))
-        out.append((topic, i, j))
-    return out[:5]
+        mine = (c.source.id, c.sentence.start, c.sentence.end)
+        for n, other in enumerate(comparison.contradicting):
+            key = frozenset({mine, (other.source_id, other.start, other.end)})
+            if key in seen:
+                continue
+            seen.add(key)
+            conflict = comparison.conflicts[n] if n < len(comparison.conflicts) else None
+            side = Claim(
+                id="x",
+                text=c.sentence.text,
+                citations=[citation_for(c.sentence, c.source)],
+                corroboration=Corroboration.model_validate(
+                    comparison.model_dump(include=set(Corroboration.model_fields))
+                ),
+            )
+            found.append(disagreement_of(side, other, conflict, len(found) + 1))
+            # The other side is a sentence of its source too: its own comparison stands.
+            twin = by_span.get((other.source_id, other.start, other.end))
+            if twin is not None and twin.comparison is not None:
+                found[-1].claims[1].corroboration = Corroboration.model_validate(
+                    twin.comparison.model_dump(include=set(Corroboration.model_fields))
+                )
+    return found[:_MAX_DISAGREEMENTS]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from briefing.schema import Briefing, Claim
+from collections.abc import Callable
+
+from briefing.schema import Briefing, Citation, Claim
 
 _VERDICT_MARK = {
     "supported": "",
@@ -10,6 +12,18 @@ _VERDICT_MARK = {
     "unsupported": " **[UNSUPPORTED by its sources]**",
     "contradicted": " **[CONTRADICTED by its sources]**",
 }
+
+
+def _badge(claim: Claim, number: Callable[[Citation], str]) -> str:
+    """What the other sources say of a claim, with the numbers of their spans."""
+    corroboration = claim.corroboration
+    if corroboration.status == "corroborated":
+        return f" · **corroborated** by {''.join(number(c) for c in corroboration.supporting)}"
+    if corroboration.status == "contradicted":
+        return f" · **contradicted** by {''.join(number(c) for c in corroboration.contradicting)}"
+    if corroboration.status == "single_source":
+        return " · _only one source says this_"
+    return ""
 
 
 def to_json(briefing: Briefing) -> str:
@@ -31,16 +45,17 @@ def to_markdown(briefing: Briefing) -> str:
     source_no = {s.id: n for n, s in enumerate(briefing.sources, start=1)}
     titles = {s.id: s.title for s in briefing.sources}
 
-    def cite(claim: Claim) -> str:
-        marks = []
-        for c in claim.citations:
-            key = (c.source_id, c.start, c.end)
-            if key not in numbers:
-                numbers[key] = len(numbers) + 1
-                spans.append((numbers[key], c))
-            marks.append(f"[{numbers[key]}]")
-        mark = "".join(marks) if marks else "**[no citation]**"
-        return f"{claim.text} {mark}{_VERDICT_MARK.get(claim.verdict, '')}"
+    def number(c: Citation) -> str:
+        key = (c.source_id, c.start, c.end)
+        if key not in numbers:
+            numbers[key] = len(numbers) + 1
+            spans.append((numbers[key], c))
+        return f"[{numbers[key]}]"
+
+    def cite(claim: Claim, badge: bool = True) -> str:
+        marks = "".join(number(c) for c in claim.citations) or "**[no citation]**"
+        text = f"{claim.text} {marks}{_VERDICT_MARK.get(claim.verdict, '')}"
+        return text + (_badge(claim, number) if badge else "")
 
     lines = [f"# {briefing.title}", ""]
     if briefing.engine == "extractive":
@@ -59,17 +74,47 @@ def to_markdown(briefing: Briefing) -> str:
     lines += ["", "## Key points", ""]
     lines += [f"- {cite(c)}" for c in briefing.key_points] or ["_No key points._"]
     if briefing.disagreements:
-        lines += ["", "## Where sources disagree", ""]
+        lines += ["", "## Where the sources disagree", ""]
         for item in briefing.disagreements:
             lines.append(f"### {item.topic}")
             lines.append("")
-            lines += [f"- {cite(c)}" for c in item.claims]
+            lines += [
+                f"- {titles.get(c.citations[0].source_id, '?') if c.citations else '?'}: "
+                f"{cite(c, badge=False)}"
+                for c in item.claims
+            ]
             lines.append("")
+    alone: dict[str, list[Claim]] = {}
+    for c in [*briefing.summary, *briefing.key_points]:
+        if c.corroboration.status == "single_source" and c.citations:
+            alone.setdefault(c.citations[0].source_id, []).append(c)
+    if alone:
+        lines += ["", "## Only one source says", ""]
+        for source_id, claims in alone.items():
+            lines.append(f"- {titles.get(source_id, source_id)}:")
+            lines += [
+                f"  - {_quote(c.text, 160)} {''.join(number(x) for x in c.citations)}"
+                for c in claims
+            ]
+    if len(briefing.sources) > 1 and briefing.source_agreement:
+        lines += [
+            "",
+            "## Source agreement",
+            "",
+            "| source | claims | corroborated | only this source | contradicted |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {source_no.get(a.source_id, '?')}. {_quote(titles.get(a.source_id, a.source_id), 80)} "
+            f"| {a.claims} | {a.corroborated} | {a.single_source} | {a.contradicted} |"
+            for a in briefing.source_agreement
+        ]
     lines += ["", "## Citations", ""]
-    for number, c in spans:
+    for n, span in spans:
         lines.append(
-            f"{number}. [{source_no.get(c.source_id, '?')}] {titles.get(c.source_id, c.source_id)}, "
-            f"characters {c.start}–{c.end}: “{_quote(c.quote)}”"
+            f"{n}. [{source_no.get(span.source_id, '?')}] "
+            f"{titles.get(span.source_id, span.source_id)}, "
+            f"characters {span.start}–{span.end}: “{_quote(span.quote)}”"
         )
     lines += ["", "## Sources", ""]
     for n, s in enumerate(briefing.sources, start=1):
