@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     max_sources_per_briefing: int = Field(
         default=20, ge=1, description="Most sources one POST /v1/briefings may name."
     )
+    max_sources_per_compare: int = Field(
+        default=50, ge=1, description="Most sources one POST /v1/compare may carry."
+    )
     max_wait_s: int = Field(
         default=60, ge=0, description="Longest ?wait= a POST /v1/briefings may ask for."
     )

@@ -416,3 +416,50 @@ def test_openapi_documents_both_upload_forms(client: TestClient) -> None:
     content = spec["paths"]["/v1/sources"]["post"]["requestBody"]["content"]
     assert {"application/json", "multipart/form-data"} <= set(content)
     assert client.get("/docs").status_code == 200
+
+
+# ---------------------------------------------------------------- compare
+
+
+def test_compare_judges_stored_and_inline_sources(client: TestClient) -> None:
+    shared = "The harbour bridge reopened on Friday after three months of repairs."
+    stored = client.post(
+        "/v1/sources", json={"title": "A", "text": f"{shared}\nThe mayor cut the ribbon."}
+    ).json()
+    response = client.post(
+        "/v1/compare",
+        json={
+            "source_ids": [stored["id"]],
+            "sources": [{"title": "B", "text": f"Port news.\n{shared}"}],
+            "method": "offline",
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [s["title"] for s in body["sources"]] == ["A", "B"]
+    texts = {s["id"]: s["text"] for s in body["sources"]}
+    by_text = {s["text"]: s for s in body["sentences"]}
+    for s in body["sentences"]:
+        assert texts[s["source_id"]][s["start"] : s["end"]] == s["text"]
+    assert by_text[shared]["status"] == "corroborated"
+    assert by_text["The mayor cut the ribbon."]["status"] == "single_source"
+    assert body["method"] == "offline-lexical-v2"
+    # Inline sources are compared, not stored.
+    assert len(client.get("/v1/sources").json()["items"]) == 1
+
+
+def test_compare_errors(make_client: MakeClient) -> None:
+    client = make_client(max_sources_per_compare=2)
+    text = {"text": "The council approved the budget on Monday."}
+    body = _problem(
+        client.post("/v1/compare", json={"sources": [text, text, text]}), 422, "limit-exceeded"
+    )
+    assert body["limit"] == "max_sources_per_compare"
+    _problem(client.post("/v1/compare", json={}), 422, "validation")
+    _problem(client.post("/v1/compare", json={"source_ids": ["nope"]}), 404, "not-found")
+    judge = _problem(
+        client.post("/v1/compare", json={"sources": [text], "method": "judge"}),
+        422,
+        "invalid-request",
+    )
+    assert "judge" in judge["detail"]

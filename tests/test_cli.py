@@ -374,3 +374,38 @@ main(["build", *{SEED_ARGS!r}, "--format", "json", "-q", "-o", {str(out)!r}],
 """
     assert not imports_litellm(code)
     assert json.loads(out.read_text("utf-8"))["engine"] == "extractive"
+
+
+# --- compare ------------------------------------------------------------------------------
+
+
+def test_compare_prints_json_with_exact_spans(tmp_path: Path) -> None:
+    out = tmp_path / "cmp.json"
+    result = run("compare", *SEED_ARGS, "--format", "json", "--output", str(out))
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(out.read_text("utf-8"))
+    assert set(data) >= {"sources", "sentences", "method", "source_agreement"}
+    texts = {s["id"]: s["text"] for s in data["sources"]}
+    assert {s["id"] for s in data["sources"]} == {s["source_id"] for s in data["sentences"]}
+    for sentence in data["sentences"]:
+        assert texts[sentence["source_id"]][sentence["start"] : sentence["end"]] == sentence["text"]
+        assert sentence["status"] in ("corroborated", "single_source", "contradicted")
+        for c in sentence["supporting"] + sentence["contradicting"]:
+            assert texts[c["source_id"]][c["start"] : c["end"]] == c["quote"]
+    assert any(s["status"] == "contradicted" for s in data["sentences"])
+
+
+def test_compare_markdown_says_per_source_what_only_it_says_and_where_it_conflicts() -> None:
+    result = run("compare", *SEED_ARGS)
+    assert result.exit_code == 0, result.stderr
+    md = result.stdout
+    assert md.startswith("# Comparison of 2 sources")
+    assert md.count("### What only it says") == 2
+    assert "### Where it contradicts the others" in md
+    assert "get along with people" in md
+
+
+def test_compare_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = run("compare", SEED_ARGS[0], str(tmp_path / "nope.txt"))
+    assert result.exit_code == 2
+    assert "nope.txt: no such file" in result.stderr

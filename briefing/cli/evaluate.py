@@ -10,7 +10,7 @@ import click
 from briefing.cli.common import EXIT_RUNTIME, fail, settings_from, write_atomically
 from briefing.errors import BriefingError, ConfigError
 
-_SUITES = ("checker", "briefings", "adversarial")
+_SUITES = ("checker", "comparison", "briefings", "adversarial")
 
 
 @click.command("eval")
@@ -19,7 +19,7 @@ _SUITES = ("checker", "briefings", "adversarial")
     "suites",
     multiple=True,
     type=click.Choice(_SUITES),
-    help="Run only this suite (repeatable); all three by default.",
+    help="Run only this suite (repeatable); all of them by default.",
 )
 @click.option(
     "--dataset",
@@ -112,6 +112,11 @@ def eval_command(
             click.echo(f"eval: {suite} ...", err=True)
             if suite == "checker":
                 result = asyncio.run(ev.evaluate_checker(paths, methods, settings))
+            elif suite == "comparison":
+                labels = root / "evals/datasets/seeds_comparison.jsonl"
+                result = asyncio.run(
+                    ev.evaluate_comparison(labels, root / "seeds", methods, settings)
+                )
             elif suite == "briefings":
                 seeds = sorted((root / "seeds").glob("*.txt"))
                 keyfacts = root / "evals/datasets/seeds_keyfacts.jsonl"

@@ -1,6 +1,6 @@
 """The eval harness: measure the checker, the briefings, and resistance to injected text.
 
-One module per suite (`checker`, `briefings`, `adversarial`); `report` holds what every
+One module per suite (`checker`, `comparison`, `briefings`, `adversarial`); `report` holds what every
 suite returns, the regression gate and the Markdown report; `metrics` the figures.
 """
 
@@ -15,6 +15,7 @@ from briefing.evaluation.checker import (
     evaluate_checker,
     load_labelled,
 )
+from briefing.evaluation.comparison import ComparisonLabel, evaluate_comparison
 from briefing.evaluation.metrics import balanced_accuracy, roc_auc, unsupported_precision_recall
 from briefing.evaluation.report import (
     EvalError,
@@ -29,6 +30,7 @@ from briefing.evaluation.report import (
 
 __all__ = [
     "AdversarialCase",
+    "ComparisonLabel",
     "EvalError",
     "KeyFact",
     "LabelledPair",
@@ -43,6 +45,7 @@ __all__ = [
     "evaluate_adversarial",
     "evaluate_briefings",
     "evaluate_checker",
+    "evaluate_comparison",
     "load_jsonl_models",
     "load_labelled",
     "load_report",

@@ -21,9 +21,9 @@ Supporting and contradicting sentences come back as exact Citations into the oth
 
 from __future__ import annotations
 
+import heapq
 import math
 from array import array
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -37,6 +37,9 @@ from briefing.faithfulness.contradiction import (
     proper_names,
     quote_conflict,
     relatedness,
+    same_speaker,
+    surname,
+    text_view,
 )
 from briefing.faithfulness.lexical.features import SPEECH, soft
 from briefing.faithfulness.lexical.text import STOPWORDS, TOKEN, TextView, normalize, stem
@@ -84,10 +87,10 @@ MIN_OVERLAP = 0.3
 #: A term found in more sentences than this is left out of retrieval when rarer terms rank
 #: the candidates: it costs much and says little (this keeps the cost near-linear).
 MAX_POSTINGS = 5_000
+#: Postings one query reads at most (beyond its three rarest terms).
+READ_BUDGET = 2_000
 #: Statements judged per checker batch (judge calls run concurrently within one).
 BATCH = 256
-#: Sentence views kept prepared at once.
-_VIEW_CACHE = 4096
 _K1, _B = 1.2, 0.75
 _SAYING_STEMS = frozenset(stem(w) for w in SPEECH)
 
@@ -150,7 +153,6 @@ class SentenceIndex:
         self._postings = postings
         self._lengths = lengths
         self._average = (sum(lengths) / len(lengths)) if lengths else 1.0
-        self._views: OrderedDict[int, TextView] = OrderedDict()
 
     def __len__(self) -> int:
         """Number of sentences."""
@@ -162,13 +164,9 @@ class SentenceIndex:
         return self.sources[s.source].text[s.start : s.end]
 
     def view(self, sid: int) -> TextView:
-        """The checker's token view of a sentence (kept in a bounded cache)."""
-        got = self._views.get(sid)
-        if got is None:
-            got = self._views[sid] = TextView(self.text(sid))
-            if len(self._views) > _VIEW_CACHE:
-                self._views.popitem(last=False)
-        return got
+        """The checker's token view of a sentence (from a bounded cache shared with the
+        conflict detectors)."""
+        return text_view(self.text(sid))
 
     def citation(self, sid: int) -> Citation:
         """The exact Citation of one sentence."""
@@ -182,19 +180,30 @@ class SentenceIndex:
         )
 
     def search(self, terms: Iterable[str], exclude: set[int], k: int) -> list[int]:
-        """The `k` best sentences of the sources not in `exclude`, by BM25 over `terms`."""
-        lists = [ids for t in set(terms) if (ids := self._postings.get(t)) is not None]
-        rare = [ids for ids in lists if len(ids) <= MAX_POSTINGS]
+        """The `k` best sentences of the sources not in `exclude`, by BM25 over `terms`.
+
+        The rarest terms are read first, and once READ_BUDGET postings are read (after the
+        three rarest, whatever their length) the commoner ones are left: they would add
+        little to the ranking and most of the cost, and this keeps a query's cost bounded
+        however many sources there are."""
+        lists = sorted(
+            (ids for t in set(terms) if (ids := self._postings.get(t)) is not None), key=len
+        )
+        rare = [ids for ids in lists if len(ids) <= MAX_POSTINGS] or lists
         n = len(self.sentences)
         scores: dict[int, float] = {}
-        for ids in rare or lists:
+        read = 0
+        for number, ids in enumerate(rare):
+            if number >= 3 and read + len(ids) > READ_BUDGET:
+                break
+            read += len(ids)
             idf = math.log(1.0 + (n - len(ids) + 0.5) / (len(ids) + 0.5))
             for sid in ids:
                 if self.sentences[sid].source in exclude:
                     continue
                 norm = _K1 * (1 - _B + _B * self._lengths[sid] / self._average)
                 scores[sid] = scores.get(sid, 0.0) + idf * (_K1 + 1) / (1 + norm)
-        best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        best = heapq.nsmallest(k, scores.items(), key=lambda kv: (-kv[1], kv[0]))
         return [sid for sid, score in best if score > 0]
 
     def idf(self, term: str) -> float:
@@ -282,6 +291,19 @@ class Comparer:
             [(q, s.text[q.start : q.end]) for q in find_quotes(s.text, self._names[n])]
             for n, s in enumerate(sources)
         ]
+        # Quotes by their speaker's surname, so a statement's quote meets only the quotes of
+        # its own speaker (not every quote of every source).
+        self._by_surname: dict[str, list[tuple[int, Quote, str]]] = {}
+        self._surnames: dict[str, list[str]] = {}
+        for number, quotes in enumerate(self._quotes):
+            for quote, text in quotes:
+                if quote.speaker:
+                    self._by_surname.setdefault(surname(quote.speaker), []).append(
+                        (number, quote, text)
+                    )
+        self._by_initials: dict[str, list[str]] = {}
+        for key in self._by_surname:
+            self._by_initials.setdefault(key[:2], []).append(key)
         self._support: dict[tuple[str, str], _Support] = {}
 
     # ------------------------------------------------------------ entry points
@@ -289,8 +311,10 @@ class Comparer:
     async def sentences(self) -> list[SentenceComparison]:
         """Every sentence of every source, judged against all the other sources.
 
-        A line that only introduces the quotation after it ("According to Sam Greene:")
-        stands or falls with that quotation.
+        Backing goes both ways: the sentence another source's sentence rests on is
+        corroborated by it (that one states it, or part of it, and is cited). A line that
+        only introduces the quotation after it ("According to Sam Greene:") stands or falls
+        with that quotation.
         """
         index = self.index
         statements = [
@@ -298,6 +322,7 @@ class Comparer:
             for sid, s in enumerate(index.sentences)
         ]
         judged = await self._judge_all(statements)
+        self._back_the_backers(judged)
         for sid in range(len(index.sentences) - 1, -1, -1):
             if self._introduces_quote(sid):
                 judged[sid] = judged[sid + 1]
@@ -311,6 +336,25 @@ class Comparer:
             )
             for sid, s in enumerate(index.sentences)
         ]
+
+    def _back_the_backers(self, judged: list[Corroboration]) -> None:
+        index = self.index
+        at = {
+            (index.sources[s.source].id, s.start, s.end): sid
+            for sid, s in enumerate(index.sentences)
+        }
+        for sid, verdict in enumerate(list(judged)):
+            if verdict.status != "corroborated":
+                continue
+            for citation in verdict.supporting:
+                other = at.get((citation.source_id, citation.start, citation.end))
+                if other is None or judged[other].status != "single_source":
+                    continue
+                judged[other] = Corroboration(
+                    status="corroborated",
+                    score=verdict.score,
+                    supporting=[index.citation(sid)],
+                )
 
     async def claims(self, claims: Sequence[Claim]) -> dict[str, Corroboration]:
         """Each claim's corroboration, by claim id, against the sources it does not rest on.
@@ -454,18 +498,22 @@ class Comparer:
             best = max(best, support.score)
             if support.supported:
                 supporting.setdefault(group.source, self._evidence(group, support))
-        for source, quotes in enumerate(self._quotes):
+        for words, who in st.quotes:
             # A source that backs the statement, or already contradicts it, need not be
             # asked about its quotes.
-            if source in st.own or source in contradicting or source in supporting or not quotes:
-                continue
-            others = [(text, quote.speaker) for quote, text in quotes]
-            for words, who in st.quotes:
-                got = quote_conflict(words, who, others)
+            by_source: dict[int, list[tuple[Quote, str]]] = {}
+            for source, quote, text in self._speaker_quotes(who):
+                if (
+                    source not in st.own
+                    and source not in contradicting
+                    and source not in supporting
+                ):
+                    by_source.setdefault(source, []).append((quote, text))
+            for source, quotes in by_source.items():
+                got = quote_conflict(words, who, [(text, q.speaker) for q, text in quotes])
                 if got is not None:
                     found.append(got[0])
                     contradicting[source] = index.sentence_at(source, quotes[got[1]][0].start)
-                    break
         status: CorroborationStatus = (
             "contradicted" if contradicting else "corroborated" if supporting else "single_source"
         )
@@ -496,6 +544,18 @@ class Comparer:
                 if at <= support.evidence < at + length:
                     return self.index.sentence_at(group.source, start + support.evidence - at)
         return group.sentences[0]
+
+    def _speaker_quotes(self, speaker: str | None) -> list[tuple[int, Quote, str]]:
+        """Every quote, in any source, of `speaker` (a spelling of the surname too)."""
+        if not speaker:
+            return []
+        mine = surname(speaker)
+        keys = self._surnames.get(mine)
+        if keys is None:
+            # Spellings of one surname share their first letters ("Green"/"Greene").
+            near = self._by_initials.get(mine[:2], [])
+            keys = self._surnames[mine] = [k for k in near if same_speaker(mine, k)]
+        return [item for key in keys for item in self._by_surname[key]]
 
     def _sentence_quotes(self, s: _Sentence) -> list[tuple[str, str | None]]:
         text = self.index.sources[s.source].text

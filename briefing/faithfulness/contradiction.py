@@ -12,6 +12,7 @@ subject, with different words.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ __all__ = [
     "quote_conflict",
     "relatedness",
     "same_speaker",
+    "surname",
+    "text_view",
 ]
 
 ConflictKind = Literal["number", "date", "name", "place", "negation", "opposite", "quote", "judged"]
@@ -159,7 +162,7 @@ def _about_the_same(claim: TextView, other: TextView) -> bool:
 
 def conflicts(claim: str, other: str) -> list[Conflict]:
     """How `other` contradicts `claim`, when the two state mostly the same things; [] else."""
-    a, b = TextView(claim), TextView(other)
+    a, b = text_view(claim), text_view(other)
     if not a.toks or not b.toks or not _about_the_same(a, b):
         return []
     found: list[Conflict] = []
@@ -403,9 +406,18 @@ def _sentence_openers(text: str, names: frozenset[str]) -> list[tuple[int, str]]
     """(start, name) of each sentence with a name among its first words: its likely subject."""
     out = []
     for start, end in sentence_spans(text):
-        words = _WORD.findall(text[start:end])[:5]
-        for a, b in _name_runs(words, names):
-            out.append((start, " ".join(_base(w) for w in words[a:b])))
+        sentence = text[start:end]
+        words = _WORD.findall(sentence)[:5]
+        # "Furthermore, ..." / "Meanwhile, ...": a word set off by a comma opens the sentence
+        # without being its subject, unless the text writes it as a name elsewhere.
+        if (
+            words
+            and sentence[len(words[0]) : len(words[0]) + 1] == ","
+            and words[0].lower() not in names
+        ):
+            words = words[1:]
+        for a, b in _name_runs(words, names, loose=True):
+            out.append((start, _joined(words, a, b)))
             break
     return out
 
@@ -547,8 +559,30 @@ def same_speaker(a: str | None, b: str | None) -> bool:
     """Whether two speakers are one person: the same surname, or a spelling of it."""
     if not a or not b:
         return False
-    last_a, last_b = _base(a.split()[-1]).lower(), _base(b.split()[-1]).lower()
-    return last_a == last_b or SequenceMatcher(None, last_a, last_b).ratio() >= 0.8
+    return _same_surname(surname(a), surname(b))
+
+
+def surname(speaker: str) -> str:
+    """The last word of a speaker's name, lower-cased: what quotes are matched by."""
+    return _base(speaker.split()[-1]).lower()
+
+
+@functools.lru_cache(maxsize=65_536)
+def _same_surname(a: str, b: str) -> bool:
+    return a == b or SequenceMatcher(None, a, b).ratio() >= 0.8
+
+
+@functools.lru_cache(maxsize=65_536)
+def _soft_content(text: str) -> frozenset[str]:
+    return frozenset(soft(w) for w in text_view(text).content)
+
+
+@functools.lru_cache(maxsize=8_192)
+def text_view(text: str) -> TextView:
+    """The checker's view of a text, from a bounded cache (views are never changed)."""
+    # A statement meets several candidates, and a candidate several statements: each text
+    # is read into its view once.
+    return TextView(text)
 
 
 def quote_conflict(
@@ -569,7 +603,7 @@ def quote_conflict(
     for n, (text, who) in enumerate(others):
         if not same_speaker(speaker, who):
             continue
-        theirs = {soft(w) for w in TextView(text).content}
+        theirs = _soft_content(text)
         if not theirs:
             continue
         shared = sum(1 for w in mine if soft(w) in theirs)
@@ -579,6 +613,6 @@ def quote_conflict(
     if best is None or not QUOTE_SAME_POINT <= best[0] < QUOTE_CONSISTENT:
         return None
     other = others[best[1]][0]
-    if len(TextView(other).content) > QUOTE_MAX_WORDS:
+    if len(_soft_content(other)) > QUOTE_MAX_WORDS:
         return None
     return Conflict("quote", " ".join(quote.split()), " ".join(other.split())), best[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from briefing.schema import Briefing, Citation, Claim
+from briefing.schema import Briefing, Citation, Claim, Comparison
 
 _VERDICT_MARK = {
     "supported": "",
@@ -130,4 +130,65 @@ def to_markdown(briefing: Briefing) -> str:
             "",
             f"_{u.calls} model calls, {u.input_tokens} tokens in, {u.output_tokens} out{cost}._",
         ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def comparison_json(comparison: Comparison) -> str:
+    """The JSON of `briefing compare` and `POST /v1/compare`."""
+    return comparison.model_dump_json(indent=2) + "\n"
+
+
+def comparison_markdown(comparison: Comparison) -> str:
+    """Per source: where it contradicts the others, what only it says, and how many of its
+    sentences the others back."""
+    sources = comparison.sources
+    number = {s.id: n for n, s in enumerate(sources, start=1)}
+    titles = {s.id: s.title for s in sources}
+    lines = [f"# Comparison of {len(sources)} source{'s' * (len(sources) != 1)}", ""]
+    if len(sources) < 2:
+        lines += ["_One source: there is nothing to compare it with._", ""]
+    lines += [
+        f"Every sentence of each source against all the others (support judged by "
+        f"{comparison.method}): **corroborated** when another source says it, "
+        "**contradicted** when one says it otherwise, else said by its own source only.",
+        "",
+        "| source | sentences | corroborated | only this source | contradicted |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {number[a.source_id]}. {_quote(titles[a.source_id], 80)} | {a.claims} | "
+        f"{a.corroborated} | {a.single_source} | {a.contradicted} |"
+        for a in comparison.source_agreement
+    ]
+
+    def where(c: Citation) -> str:
+        return f"[{number.get(c.source_id, '?')}] characters {c.start}–{c.end}: “{_quote(c.quote, 240)}”"
+
+    for source in sources:
+        mine = [s for s in comparison.sentences if s.source_id == source.id]
+        lines += ["", f"## {number[source.id]}. {source.title}", ""]
+        contradicted = [s for s in mine if s.status == "contradicted"]
+        alone = [s for s in mine if s.status == "single_source"]
+        backed = [s for s in mine if s.status == "corroborated"]
+        if contradicted:
+            lines += ["### Where it contradicts the others", ""]
+            for s in contradicted:
+                lines.append(f"- “{_quote(s.text, 300)}” (characters {s.start}–{s.end})")
+                for n, c in enumerate(s.contradicting):
+                    why = f"{s.conflicts[n]}; " if n < len(s.conflicts) else ""
+                    lines.append(f"  - {why}{where(c)}")
+            lines.append("")
+        if alone and len(sources) > 1:
+            lines += ["### What only it says", ""]
+            lines += [f"- “{_quote(s.text, 300)}” (characters {s.start}–{s.end})" for s in alone]
+            lines.append("")
+        if backed:
+            lines += [f"### Backed by another source ({len(backed)})", ""]
+            for s in backed:
+                lines.append(f"- “{_quote(s.text, 200)}”")
+                lines += [f"  - {where(c)}" for c in s.supporting[:3]]
+            lines.append("")
+    if comparison.warnings:
+        lines += ["", "## Warnings", ""]
+        lines += [f"- {w}" for w in comparison.warnings]
     return "\n".join(lines).rstrip() + "\n"

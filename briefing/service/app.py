@@ -19,6 +19,7 @@ from briefing.service.middleware import BodyLimit, RequestContext
 from briefing.service.routes import (
     briefings,
     check,
+    compare,
     health,
     metrics,
     models,
@@ -88,7 +89,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics.router)
     v1 = APIRouter(dependencies=[ApiKeyDep])
-    for module in (sources, briefings, check, prompts, models, schedules):
+    for module in (sources, briefings, check, compare, prompts, models, schedules):
         v1.include_router(module.router)
     app.include_router(v1)
 

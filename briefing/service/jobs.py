@@ -253,7 +253,8 @@ class JobRunner:
         except ValidationError as exc:
             raise BriefingError(f"the job's stored request is not valid: {exc}") from None
         sources: list[Source] = [
-            Source.model_validate(self.store.sources.get(s).model_dump()) for s in request.source_ids
+            Source.model_validate(self.store.sources.get(s).model_dump())
+            for s in request.source_ids
         ]
         settings = job_settings(self.settings, request)
 
