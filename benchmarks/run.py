@@ -26,6 +26,7 @@ common.clean_environment()
 
 import bench_checker  # noqa: E402 - after the environment is cleaned
 import bench_cold_start  # noqa: E402
+import bench_compare  # noqa: E402
 import bench_local_model  # noqa: E402
 import bench_overhead  # noqa: E402
 import bench_scale  # noqa: E402
@@ -40,6 +41,7 @@ BENCHMARKS: list[ModuleType] = [
     bench_service,
     bench_local_model,
     bench_scale,
+    bench_compare,
 ]
 BY_NAME = {b.NAME: b for b in BENCHMARKS}
 RESULTS = common.BENCHMARKS / "results"
@@ -99,6 +101,9 @@ def _worker(args: list[str]) -> None:
     name, *rest = args
     if name == bench_scale.NAME:
         print(json.dumps(bench_scale.worker(int(rest[0]))))
+        return
+    if name == bench_compare.NAME:
+        print(json.dumps(bench_compare.worker(int(rest[0]))))
         return
     if name == bench_local_model.NAME:
         print(json.dumps(bench_local_model.worker(rest[0], int(rest[1]))))

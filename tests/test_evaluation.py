@@ -274,3 +274,35 @@ def test_calibrate_stores_the_judge_entry_and_keeps_the_others(
     assert entry["judge_weight"] == 0.0  # a judge at chance earns no weight
     assert entry["calibrated_on"] == ["tiny"]
     assert "calibrated auto for openai/judge" in result.output
+
+
+# --- the comparison suite -----------------------------------------------------------------
+
+LABELS = ROOT / "evals" / "datasets" / "seeds_comparison.jsonl"
+
+
+async def test_comparison_suite_reports_both_splits_and_exact_spans() -> None:
+    result = await ev.evaluate_comparison(
+        LABELS, ROOT / "seeds", ["offline"], Settings(check_method="offline", log_calls=False)
+    )
+    for split in ("heldout", "dev", "all"):
+        for what in ("balanced_accuracy", "accuracy"):
+            metric = result.metrics[f"comparison.offline.{split}.{what}"]
+            assert metric.gate
+            assert 0.0 <= metric.value <= 1.0
+    assert result.metrics["comparison.offline.citations_exact"].value == 1.0
+    assert result.metrics["comparison.offline.heldout.balanced_accuracy"].value >= 0.75
+    assert "| heldout |" in result.tables[0]
+    misjudged = result.details["misjudged"]["offline"]
+    assert all(m["label"] != m["got"] for m in misjudged)
+
+
+async def test_comparison_labels_that_no_longer_match_a_sentence_are_an_error(
+    tmp_path: Path,
+) -> None:
+    rows = [json.loads(line) for line in LABELS.read_text("utf-8").splitlines()]
+    rows[3]["end"] += 1
+    bad = tmp_path / "labels.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    with pytest.raises(ev.EvalError, match=f"{rows[3]['id']}: no sentence at"):
+        await ev.evaluate_comparison(bad, ROOT / "seeds", ["offline"], Settings(log_calls=False))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from briefing.cli.common import fail, progress_bar, settings_from, write_atomically
+from briefing.cli.common import emit, fail, progress_bar, settings_from
 from briefing.errors import BriefingError
 
 
@@ -66,9 +66,4 @@ def build(
         fail(exc)
         return
     text = to_json(briefing) if fmt == "json" else to_markdown(briefing)
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        write_atomically(output, text)
-        if not quiet:
-            click.echo(f"wrote {output}", err=True)
+    emit(text, output, quiet=quiet)

@@ -63,6 +63,16 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def emit(text: str, output: Path | None, *, quiet: bool) -> None:
+    """`text` on stdout, or written whole to `output` (saying so unless `quiet`)."""
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    write_atomically(output, text)
+    if not quiet:
+        click.echo(f"wrote {output}", err=True)
+
+
 @contextmanager
 def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
     """A progress callback drawing one bar per stage on stderr (None when not enabled)."""

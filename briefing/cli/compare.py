@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from briefing.cli.common import fail, progress_bar, settings_from, write_atomically
+from briefing.cli.common import emit, fail, progress_bar, settings_from
 from briefing.errors import BriefingError
 
 
@@ -53,9 +53,4 @@ def compare(
         fail(exc)
         return
     text = comparison_json(result) if fmt == "json" else comparison_markdown(result)
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        write_atomically(output, text)
-        if not quiet:
-            click.echo(f"wrote {output}", err=True)
+    emit(text, output, quiet=quiet)

@@ -267,6 +267,12 @@ class _Candidates:
     #: (offset in the pair's document, offset in the source, length) of each passage.
     segments: list[tuple[int, int, int]]
 
+    @property
+    def key(self) -> tuple[tuple[int, ...], str]:
+        """The same candidates for the same statement are weighed once (a small key: the
+        document the checker reads is rebuilt from the sentence ids)."""
+        return tuple(self.sentences), self.pair.claim
+
 
 @dataclass(frozen=True)
 class _Support:
@@ -304,7 +310,7 @@ class Comparer:
         self._by_initials: dict[str, list[str]] = {}
         for key in self._by_surname:
             self._by_initials.setdefault(key[:2], []).append(key)
-        self._support: dict[tuple[str, str], _Support] = {}
+        self._support: dict[tuple[tuple[int, ...], str], _Support] = {}
 
     # ------------------------------------------------------------ entry points
 
@@ -394,6 +400,7 @@ class Comparer:
     async def _judge(self, statements: Sequence[_Statement]) -> list[Corroboration]:
         index = self.index
         candidates: dict[int, list[_Candidates]] = {}
+        nearby: dict[int, set[int]] = {}
         exact: list[list[int]] = []
         for n, st in enumerate(statements):
             same = [
@@ -403,17 +410,22 @@ class Comparer:
             ]
             exact.append(same)
             skip = st.own | {index.sentences[sid].source for sid in same}
-            candidates[n] = self._candidates(n, st, skip)
+            candidates[n], nearby[n] = self._candidates(n, st, skip)
         await self._weigh([c for group in candidates.values() for c in group])
-        return [self._decide(st, exact[n], candidates[n]) for n, st in enumerate(statements)]
+        return [
+            self._decide(st, exact[n], candidates[n], nearby[n]) for n, st in enumerate(statements)
+        ]
 
-    def _candidates(self, n: int, st: _Statement, skip: set[int]) -> list[_Candidates]:
+    def _candidates(
+        self, n: int, st: _Statement, skip: set[int]
+    ) -> tuple[list[_Candidates], set[int]]:
+        """The pairs to weigh, and every source retrieval found near the statement."""
         index = self.index
         view = TextView(st.text)
         terms = [t for t in _terms(st.text) if t not in _SAYING_STEMS]
         # "He explains:" states nothing another source could back or contradict.
         if len(set(terms)) < 2 or not view.toks:
-            return []
+            return [], set()
         per_source: dict[int, list[int]] = {}
         for sid in index.search(terms, skip, CANDIDATES):
             got = per_source.setdefault(index.sentences[sid].source, [])
@@ -426,7 +438,7 @@ class Comparer:
                 document, segments = self._document(source, close)
                 pair = CheckPair(id=f"s{n}", document=document, claim=st.text)
                 out.append(_Candidates(n, source, close, pair, segments))
-        return out
+        return out, set(per_source)
 
     def _document(self, source: int, sids: Sequence[int]) -> tuple[str, list[tuple[int, int, int]]]:
         """The candidates' passages of one source as one document for the checker."""
@@ -447,19 +459,13 @@ class Comparer:
 
     async def _weigh(self, groups: Sequence[_Candidates]) -> None:
         """The checker's support for each group's pair not weighed yet."""
-        todo = list(
-            {
-                (g.pair.document, g.pair.claim): g
-                for g in groups
-                if (g.pair.document, g.pair.claim) not in self._support
-            }.values()
-        )
+        todo = list({g.key: g for g in groups if g.key not in self._support}.values())
         if not todo:
             return
         if self.checker.uses_judge:
             results = await self.checker.check([g.pair for g in todo])
             for group, result in zip(todo, results, strict=True):
-                self._support[(group.pair.document, group.pair.claim)] = _Support(
+                self._support[group.key] = _Support(
                     score=result.score,
                     supported=result.label == 1,
                     evidence=result.evidence[0].start if result.evidence else None,
@@ -470,7 +476,7 @@ class Comparer:
             scored = self.checker.offline(group.pair)
             score = lexical.probability({**scored.features, "conflict": 0.0})
             weight, shared = self.index.coverage(group.pair.claim, group.sentences)
-            self._support[(group.pair.document, group.pair.claim)] = _Support(
+            self._support[group.key] = _Support(
                 score=score,
                 supported=score >= SUPPORT_THRESHOLD
                 and weight >= SUPPORT_COVERAGE
@@ -479,7 +485,11 @@ class Comparer:
             )
 
     def _decide(
-        self, st: _Statement, exact: Sequence[int], candidates: Sequence[_Candidates]
+        self,
+        st: _Statement,
+        exact: Sequence[int],
+        candidates: Sequence[_Candidates],
+        nearby: set[int],
     ) -> Corroboration:
         index = self.index
         supporting: dict[int, int] = {}
@@ -489,7 +499,7 @@ class Comparer:
         for sid in exact:
             supporting.setdefault(index.sentences[sid].source, sid)
         for group in candidates:
-            support = self._support[(group.pair.document, group.pair.claim)]
+            support = self._support[group.key]
             clash = self._conflict(st, group, support)
             if clash is not None:
                 found.append(clash[0])
@@ -500,11 +510,13 @@ class Comparer:
                 supporting.setdefault(group.source, self._evidence(group, support))
         for words, who in st.quotes:
             # A source that backs the statement, or already contradicts it, need not be
-            # asked about its quotes.
+            # asked about its quotes; nor one retrieval did not find near the statement (a
+            # speaker quoted in hundreds of sources must not cost a pass over all of them).
             by_source: dict[int, list[tuple[Quote, str]]] = {}
             for source, quote, text in self._speaker_quotes(who):
                 if (
-                    source not in st.own
+                    source in nearby
+                    and source not in st.own
                     and source not in contradicting
                     and source not in supporting
                 ):

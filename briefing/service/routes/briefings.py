@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
 from briefing.config import EXTRACTIVE, Settings
 from briefing.errors import ConflictError, LimitError, UserError
@@ -23,44 +23,22 @@ from briefing.pipeline.render import to_markdown
 from briefing.pipeline.request import BriefingOptions, BriefingRequest
 from briefing.schema import Briefing
 from briefing.service.deps import SettingsDep, StoreDep
+from briefing.service.inputs import SourcesGiven, inline_source
 from briefing.service.jobs import JobRunner, wait_for_job
-from briefing.service.surrogates import reject_lone_surrogates
 from briefing.store import FINAL_STATUSES, MAX_PAGE, Job, JobStatus, Store
-from briefing.text.sources import source_from_text
 
 router = APIRouter(prefix="/v1/briefings", tags=["briefings"])
 
 
-class SourceText(BaseModel):
-    """A source given inline; it is stored like a POST /v1/sources one."""
+class BriefingCreate(SourcesGiven):
+    """A briefing to build from stored sources (`source_ids`), inline `sources` (stored like
+    a POST /v1/sources one), or both."""
 
-    title: str | None = Field(default=None, max_length=500)
-    text: str = Field(min_length=1)
-
-
-class BriefingCreate(BaseModel):
-    """A briefing to build from stored sources (`source_ids`), inline `sources`, or both."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    source_ids: list[str] = Field(default_factory=list)
-    sources: list[SourceText] = Field(default_factory=list)
     model: str | None = Field(
         default=None, max_length=200, description="'extractive' or the service's model."
     )
     prompt: str | None = Field(default=None, max_length=200, description="NAME@VERSION.")
     options: BriefingOptions = Field(default_factory=BriefingOptions)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _valid_unicode(cls, data: Any) -> Any:
-        return reject_lone_surrogates(data)
-
-    @model_validator(mode="after")
-    def _some_source(self) -> BriefingCreate:
-        if not self.source_ids and not self.sources:
-            raise ValueError("give source_ids, sources, or both")
-        return self
 
 
 class JobPublic(BaseModel):
@@ -180,15 +158,7 @@ def _briefing_request(body: BriefingCreate, settings: Settings, store: Store) ->
     PromptLibrary(settings.prompts_dir).get(prompt)  # PromptError (422) when unknown
     source_ids = list(body.source_ids)
     for item in body.sources:
-        source = source_from_text(item.text, title=item.title)
-        if len(source.text) > settings.max_source_chars:
-            raise LimitError(
-                f"a source has {len(source.text)} characters; max_source_chars is "
-                f"{settings.max_source_chars}",
-                limit="max_source_chars",
-                maximum=settings.max_source_chars,
-            )
-        stored, _ = store.sources.add(source)
+        stored, _ = store.sources.add(inline_source(item, settings))
         source_ids.append(stored.id)
     return BriefingRequest(
         source_ids=list(dict.fromkeys(source_ids)),

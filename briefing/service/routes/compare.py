@@ -3,44 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from briefing.errors import LimitError
 from briefing.faithfulness.checker import Checker, Method
 from briefing.faithfulness.compare import compare_sources
 from briefing.schema import Comparison, Source
 from briefing.service.deps import SettingsDep, StoreDep
-from briefing.service.routes.briefings import SourceText
-from briefing.service.surrogates import reject_lone_surrogates
-from briefing.text.sources import source_from_text
+from briefing.service.inputs import SourcesGiven, inline_source
 
 router = APIRouter(prefix="/v1", tags=["compare"])
 
 
-class CompareRequest(BaseModel):
+class CompareRequest(SourcesGiven):
     """Sources to compare: stored ones (`source_ids`), inline ones (`sources`), or both, in
     that order; `method` overrides the check method setting. Inline sources are not stored."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    source_ids: list[str] = Field(default_factory=list)
-    sources: list[SourceText] = Field(default_factory=list)
     method: Method | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _valid_unicode(cls, data: Any) -> Any:
-        return reject_lone_surrogates(data)
-
-    @model_validator(mode="after")
-    def _some_source(self) -> CompareRequest:
-        if not self.source_ids and not self.sources:
-            raise ValueError("give source_ids, sources, or both")
-        return self
 
 
 @router.post("/compare", response_model=Comparison)
@@ -62,14 +43,7 @@ async def compare(body: CompareRequest, settings: SettingsDep, store: StoreDep) 
             stored = store.sources.get(source_id)
             sources.setdefault(stored.id, Source.model_validate(stored.model_dump()))
         for item in body.sources:
-            source = source_from_text(item.text, title=item.title)
-            if len(source.text) > settings.max_source_chars:
-                raise LimitError(
-                    f"a source has {len(source.text)} characters; max_source_chars is "
-                    f"{settings.max_source_chars}",
-                    limit="max_source_chars",
-                    maximum=settings.max_source_chars,
-                )
+            source = inline_source(item, settings)
             sources.setdefault(source.id, source)
         checker = Checker(settings, body.method, fallback=True)
         checker.check_credentials()

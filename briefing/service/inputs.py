@@ -1,0 +1,56 @@
+"""What requests give as sources: stored ones by id, inline texts, or both."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from briefing.config import Settings
+from briefing.errors import LimitError
+from briefing.schema import Source
+from briefing.service.surrogates import reject_lone_surrogates
+from briefing.text.sources import source_from_text
+
+__all__ = ["SourceText", "SourcesGiven", "inline_source"]
+
+
+class SourceText(BaseModel):
+    """A source given inline."""
+
+    title: str | None = Field(default=None, max_length=500)
+    text: str = Field(min_length=1)
+
+
+class SourcesGiven(BaseModel):
+    """Stored sources (`source_ids`), inline `sources`, or both; at least one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_ids: list[str] = Field(default_factory=list)
+    sources: list[SourceText] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        # Python's JSON parser lets "\ud800" through; no source could be encoded with it.
+        return reject_lone_surrogates(data)
+
+    @model_validator(mode="after")
+    def _some_source(self) -> SourcesGiven:
+        if not self.source_ids and not self.sources:
+            raise ValueError("give source_ids, sources, or both")
+        return self
+
+
+def inline_source(item: SourceText, settings: Settings) -> Source:
+    """The canonical Source of an inline text; LimitError beyond `max_source_chars`."""
+    source = source_from_text(item.text, title=item.title)
+    if len(source.text) > settings.max_source_chars:
+        raise LimitError(
+            f"a source has {len(source.text)} characters; max_source_chars is "
+            f"{settings.max_source_chars}",
+            limit="max_source_chars",
+            maximum=settings.max_source_chars,
+        )
+    return source
