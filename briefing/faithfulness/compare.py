@@ -38,7 +38,6 @@ from briefing.faithfulness.contradiction import (
     quote_conflict,
     relatedness,
     same_speaker,
-    surname,
     text_view,
 )
 from briefing.faithfulness.lexical.features import SPEECH, soft
@@ -292,24 +291,10 @@ class Comparer:
         self.index = SentenceIndex(sources)
         self.checker = checker
         self.progress = progress
-        self._names = [proper_names(s.text) for s in sources]
-        self._quotes: list[list[tuple[Quote, str]]] = [
-            [(q, s.text[q.start : q.end]) for q in find_quotes(s.text, self._names[n])]
-            for n, s in enumerate(sources)
-        ]
-        # Quotes by their speaker's surname, so a statement's quote meets only the quotes of
-        # its own speaker (not every quote of every source).
-        self._by_surname: dict[str, list[tuple[int, Quote, str]]] = {}
-        self._surnames: dict[str, list[str]] = {}
-        for number, quotes in enumerate(self._quotes):
-            for quote, text in quotes:
-                if quote.speaker:
-                    self._by_surname.setdefault(surname(quote.speaker), []).append(
-                        (number, quote, text)
-                    )
-        self._by_initials: dict[str, list[str]] = {}
-        for key in self._by_surname:
-            self._by_initials.setdefault(key[:2], []).append(key)
+        # Names and quotes of a source are read when a statement first needs them: a
+        # briefing's few claims meet only the sources found near them.
+        self._names: dict[int, frozenset[str]] = {}
+        self._quotes: dict[int, list[tuple[Quote, str]]] = {}
         self._support: dict[tuple[tuple[int, ...], str], _Support] = {}
 
     # ------------------------------------------------------------ entry points
@@ -377,7 +362,7 @@ class Comparer:
             cited = [position[c.source_id] for c in claim.citations if c.source_id in position]
             if not cited:
                 continue
-            names = self._names[cited[0]]
+            names = self._names_of(cited[0])
             quotes = [
                 (claim.text[q.start : q.end], q.speaker) for q in find_quotes(claim.text, names)
             ]
@@ -512,16 +497,14 @@ class Comparer:
             # A source that backs the statement, or already contradicts it, need not be
             # asked about its quotes; nor one retrieval did not find near the statement (a
             # speaker quoted in hundreds of sources must not cost a pass over all of them).
-            by_source: dict[int, list[tuple[Quote, str]]] = {}
-            for source, quote, text in self._speaker_quotes(who):
-                if (
-                    source in nearby
-                    and source not in st.own
-                    and source not in contradicting
-                    and source not in supporting
-                ):
-                    by_source.setdefault(source, []).append((quote, text))
-            for source, quotes in by_source.items():
+            if who is None:
+                continue
+            for source in sorted(nearby - st.own - set(contradicting) - set(supporting)):
+                quotes = [
+                    (q, t) for q, t in self._quotes_of(source) if same_speaker(who, q.speaker)
+                ]
+                if not quotes:
+                    continue
                 got = quote_conflict(words, who, [(text, q.speaker) for q, text in quotes])
                 if got is not None:
                     found.append(got[0])
@@ -557,22 +540,26 @@ class Comparer:
                     return self.index.sentence_at(group.source, start + support.evidence - at)
         return group.sentences[0]
 
-    def _speaker_quotes(self, speaker: str | None) -> list[tuple[int, Quote, str]]:
-        """Every quote, in any source, of `speaker` (a spelling of the surname too)."""
-        if not speaker:
-            return []
-        mine = surname(speaker)
-        keys = self._surnames.get(mine)
-        if keys is None:
-            # Spellings of one surname share their first letters ("Green"/"Greene").
-            near = self._by_initials.get(mine[:2], [])
-            keys = self._surnames[mine] = [k for k in near if same_speaker(mine, k)]
-        return [item for key in keys for item in self._by_surname[key]]
+    def _names_of(self, source: int) -> frozenset[str]:
+        got = self._names.get(source)
+        if got is None:
+            got = self._names[source] = proper_names(self.index.sources[source].text)
+        return got
+
+    def _quotes_of(self, source: int) -> list[tuple[Quote, str]]:
+        """The quotations of a source with their speakers (read once)."""
+        got = self._quotes.get(source)
+        if got is None:
+            text = self.index.sources[source].text
+            got = self._quotes[source] = [
+                (q, text[q.start : q.end]) for q in find_quotes(text, self._names_of(source))
+            ]
+        return got
 
     def _sentence_quotes(self, s: _Sentence) -> list[tuple[str, str | None]]:
         text = self.index.sources[s.source].text
         out = []
-        for quote, _ in self._quotes[s.source]:
+        for quote, _ in self._quotes_of(s.source):
             start, end = max(quote.start, s.start), min(quote.end, s.end)
             if end - start > 3:
                 out.append((text[start:end], quote.speaker))

@@ -572,12 +572,12 @@ def _same_surname(a: str, b: str) -> bool:
     return a == b or SequenceMatcher(None, a, b).ratio() >= 0.8
 
 
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=16_384)
 def _soft_content(text: str) -> frozenset[str]:
     return frozenset(soft(w) for w in text_view(text).content)
 
 
-@functools.lru_cache(maxsize=8_192)
+@functools.lru_cache(maxsize=4_096)
 def text_view(text: str) -> TextView:
     """The checker's view of a text, from a bounded cache (views are never changed)."""
     # A statement meets several candidates, and a candidate several statements: each text

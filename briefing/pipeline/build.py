@@ -76,7 +76,19 @@ async def build_briefing(
         client = LLMClient(settings, call_log)
         client.check_credentials()
         engine = MapReduce(settings, client, _CachedPromptLibrary(settings.prompts_dir), progress)
-        briefing = await engine.run(sources)
+        # The sentence index of the comparison is built on a thread while the model calls
+        # are out, not after them on the critical path.
+        indexing = (
+            asyncio.ensure_future(asyncio.to_thread(Comparer, sources, checker))
+            if len(sources) > 1
+            else None
+        )
+        try:
+            briefing = await engine.run(sources)
+        finally:
+            if indexing is not None and not indexing.done():
+                await asyncio.wait([indexing])
+        comparer = indexing.result() if indexing is not None else None
     briefing = await corroborate(
         briefing,
         checker,

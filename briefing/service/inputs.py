@@ -12,7 +12,7 @@ from briefing.schema import Source
 from briefing.service.surrogates import reject_lone_surrogates
 from briefing.text.sources import source_from_text
 
-__all__ = ["SourceText", "SourcesGiven", "inline_source"]
+__all__ = ["SourceText", "SourcesGiven", "inline_source", "within_limits"]
 
 
 class SourceText(BaseModel):
@@ -45,7 +45,11 @@ class SourcesGiven(BaseModel):
 
 def inline_source(item: SourceText, settings: Settings) -> Source:
     """The canonical Source of an inline text; LimitError beyond `max_source_chars`."""
-    source = source_from_text(item.text, title=item.title)
+    return within_limits(source_from_text(item.text, title=item.title), settings)
+
+
+def within_limits(source: Source, settings: Settings) -> Source:
+    """`source`, or LimitError when it is longer than `max_source_chars`."""
     if len(source.text) > settings.max_source_chars:
         raise LimitError(
             f"a source has {len(source.text)} characters; max_source_chars is "

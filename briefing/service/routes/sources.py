@@ -12,10 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
-from briefing.config import Settings
-from briefing.errors import LimitError, SourceError
+from briefing.errors import SourceError
 from briefing.schema import Source
 from briefing.service.deps import SettingsDep, StoreDep
+from briefing.service.inputs import within_limits
 from briefing.store import MAX_PAGE, SourcePage, StoredSource
 from briefing.text.sources import source_from_text
 
@@ -118,17 +118,6 @@ async def _source_from_request(request: Request) -> Source:
     )
 
 
-def _within_limits(source: Source, settings: Settings) -> Source:
-    if len(source.text) > settings.max_source_chars:
-        raise LimitError(
-            f"the source has {len(source.text)} characters; max_source_chars is "
-            f"{settings.max_source_chars}",
-            limit="max_source_chars",
-            maximum=settings.max_source_chars,
-        )
-    return source
-
-
 @router.post(
     "",
     response_model=SourcePublic,
@@ -151,7 +140,7 @@ async def create_source(
     request: Request, response: Response, store: StoreDep, settings: SettingsDep
 ) -> SourcePublic:
     """Store a source; posting a text that is already stored returns it with 200."""
-    source = _within_limits(await _source_from_request(request), settings)
+    source = within_limits(await _source_from_request(request), settings)
     stored, created = await run_in_threadpool(store.sources.add, source)
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"/v1/sources/{stored.id}"
