@@ -21,9 +21,6 @@ Supporting and contradicting sentences come back as exact Citations into the oth
 
 from __future__ import annotations
 
-import heapq
-import math
-from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -38,12 +35,16 @@ from briefing.faithfulness.contradiction import (
     quote_conflict,
     relatedness,
     same_speaker,
-    text_view,
 )
-from briefing.faithfulness.lexical.features import SPEECH, soft
-from briefing.faithfulness.lexical.text import STOPWORDS, TOKEN, TextView, normalize, stem
+from briefing.faithfulness.lexical.features import SPEECH
+from briefing.faithfulness.lexical.text import TextView, stem
+from briefing.faithfulness.sentence_index import (
+    IndexedSentence,
+    SentenceIndex,
+    index_terms,
+    sentence_key,
+)
 from briefing.schema import (
-    Citation,
     Claim,
     Comparison,
     Corroboration,
@@ -83,167 +84,9 @@ PER_SOURCE = 2
 #: Below this share of the statement's content words a candidate is about something else,
 #: and is not weighed at all.
 MIN_OVERLAP = 0.3
-#: A term found in more sentences than this is left out of retrieval when rarer terms rank
-#: the candidates: it costs much and says little (this keeps the cost near-linear).
-MAX_POSTINGS = 5_000
-#: Postings one query reads at most (beyond its three rarest terms).
-READ_BUDGET = 2_000
 #: Statements judged per checker batch (judge calls run concurrently within one).
 BATCH = 256
-_K1, _B = 1.2, 0.75
 _SAYING_STEMS = frozenset(stem(w) for w in SPEECH)
-
-
-def _terms(text: str) -> list[str]:
-    """The content stems a sentence is retrieved by (numbers left out, so a changed number
-    still finds the sentence it changes)."""
-    out = []
-    for tok in TOKEN.findall(normalize(text)):
-        low = tok.lower()
-        if low in STOPWORDS or low[0].isdigit():
-            continue
-        st = stem(low)
-        if st not in STOPWORDS:
-            out.append(st)
-    return out
-
-
-def _key(text: str) -> str:
-    # Word-for-word equal sentences, whatever their spacing, quote marks and case.
-    return " ".join(TOKEN.findall(normalize(text).lower()))
-
-
-@dataclass(frozen=True)
-class _Sentence:
-    source: int
-    start: int
-    end: int
-
-
-class SentenceIndex:
-    """Every sentence of every source, with an inverted index of their stems."""
-
-    def __init__(self, sources: Sequence[Source]) -> None:
-        self.sources = list(sources)
-        self.sentences: list[_Sentence] = []
-        self.by_source: list[list[int]] = []
-        self.exact: dict[str, list[int]] = {}
-        postings: dict[str, array[int]] = {}
-        lengths = array("I")
-        for number, source in enumerate(self.sources):
-            ids = []
-            for start, end in sentence_spans(source.text):
-                sid = len(self.sentences)
-                self.sentences.append(_Sentence(number, start, end))
-                ids.append(sid)
-                text = source.text[start:end]
-                terms = set(_terms(text))
-                lengths.append(len(terms))
-                for term in terms:
-                    got = postings.get(term)
-                    if got is None:
-                        postings[term] = array("I", (sid,))
-                    else:
-                        got.append(sid)
-                key = _key(text)
-                if key.count(" ") >= 3:  # a headline word or two is no sentence to match
-                    self.exact.setdefault(key, []).append(sid)
-            self.by_source.append(ids)
-        self._postings = postings
-        self._lengths = lengths
-        self._average = (sum(lengths) / len(lengths)) if lengths else 1.0
-
-    def __len__(self) -> int:
-        """Number of sentences."""
-        return len(self.sentences)
-
-    def text(self, sid: int) -> str:
-        """The sentence's exact text."""
-        s = self.sentences[sid]
-        return self.sources[s.source].text[s.start : s.end]
-
-    def view(self, sid: int) -> TextView:
-        """The checker's token view of a sentence (from a bounded cache shared with the
-        conflict detectors)."""
-        return text_view(self.text(sid))
-
-    def citation(self, sid: int) -> Citation:
-        """The exact Citation of one sentence."""
-        s = self.sentences[sid]
-        text = self.sources[s.source].text
-        return Citation(
-            source_id=self.sources[s.source].id,
-            start=s.start,
-            end=s.end,
-            quote=text[s.start : s.end],
-        )
-
-    def search(self, terms: Iterable[str], exclude: set[int], k: int) -> list[int]:
-        """The `k` best sentences of the sources not in `exclude`, by BM25 over `terms`.
-
-        The rarest terms are read first, and once READ_BUDGET postings are read (after the
-        three rarest, whatever their length) the commoner ones are left: they would add
-        little to the ranking and most of the cost, and this keeps a query's cost bounded
-        however many sources there are."""
-        lists = sorted(
-            (ids for t in set(terms) if (ids := self._postings.get(t)) is not None), key=len
-        )
-        rare = [ids for ids in lists if len(ids) <= MAX_POSTINGS] or lists
-        n = len(self.sentences)
-        scores: dict[int, float] = {}
-        read = 0
-        for number, ids in enumerate(rare):
-            if number >= 3 and read + len(ids) > READ_BUDGET:
-                break
-            read += len(ids)
-            idf = math.log(1.0 + (n - len(ids) + 0.5) / (len(ids) + 0.5))
-            for sid in ids:
-                if self.sentences[sid].source in exclude:
-                    continue
-                norm = _K1 * (1 - _B + _B * self._lengths[sid] / self._average)
-                scores[sid] = scores.get(sid, 0.0) + idf * (_K1 + 1) / (1 + norm)
-        best = heapq.nsmallest(k, scores.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [sid for sid, score in best if score > 0]
-
-    def idf(self, term: str) -> float:
-        """How rare a term is among the sentences (BM25's inverse document frequency)."""
-        df = len(self._postings.get(term, ()))
-        n = len(self.sentences)
-        return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-
-    def coverage(self, text: str, sids: Sequence[int]) -> tuple[float, int]:
-        """How much of `text`'s content the sentences `sids` hold: the share by IDF weight
-        of its terms found in them (by prefix), and how many terms that is."""
-        terms = set(_terms(text))
-        pool = {soft(t) for sid in sids for t in _terms(self.text(sid))}
-        found = [t for t in terms if soft(t) in pool]
-        total = sum(self.idf(t) for t in terms)
-        return (sum(self.idf(t) for t in found) / total if total else 0.0), len(found)
-
-    def passage(self, sid: int) -> tuple[int, int]:
-        """The sentence with its neighbours in the same paragraph: (start, end) in its source."""
-        s = self.sentences[sid]
-        text = self.sources[s.source].text
-        ids = self.by_source[s.source]
-        at = sid - ids[0]
-        start, end = s.start, s.end
-        if at > 0 and "\n" not in text[self.sentences[sid - 1].end : s.start]:
-            start = self.sentences[sid - 1].start
-        if at + 1 < len(ids) and "\n" not in text[s.end : self.sentences[sid + 1].start]:
-            end = self.sentences[sid + 1].end
-        return start, end
-
-    def sentence_at(self, source: int, offset: int) -> int:
-        """The sentence of `source` that holds (or last starts before) `offset`."""
-        ids = self.by_source[source]
-        lo, hi = 0, len(ids)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.sentences[ids[mid]].start <= offset:
-                lo = mid + 1
-            else:
-                hi = mid
-        return ids[max(lo - 1, 0)]
 
 
 @dataclass
@@ -390,7 +233,7 @@ class Comparer:
         for n, st in enumerate(statements):
             same = [
                 sid
-                for sid in index.exact.get(_key(st.text), [])
+                for sid in index.exact.get(sentence_key(st.text), [])
                 if index.sentences[sid].source not in st.own
             ]
             exact.append(same)
@@ -407,7 +250,7 @@ class Comparer:
         """The pairs to weigh, and every source retrieval found near the statement."""
         index = self.index
         view = TextView(st.text)
-        terms = [t for t in _terms(st.text) if t not in _SAYING_STEMS]
+        terms = [t for t in index_terms(st.text) if t not in _SAYING_STEMS]
         # "He explains:" states nothing another source could back or contradict.
         if len(set(terms)) < 2 or not view.toks:
             return [], set()
@@ -556,7 +399,7 @@ class Comparer:
             ]
         return got
 
-    def _sentence_quotes(self, s: _Sentence) -> list[tuple[str, str | None]]:
+    def _sentence_quotes(self, s: IndexedSentence) -> list[tuple[str, str | None]]:
         text = self.index.sources[s.source].text
         out = []
         for quote, _ in self._quotes_of(s.source):
