@@ -150,6 +150,14 @@ class Settings(BaseSettings):
         description="Comma-separated keys; when set, every /v1 route needs "
         "'Authorization: Bearer <key>'.",
     )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the web pages' session cookies; needed for the pages when "
+        "api_keys is set (at least 32 characters).",
+    )
+    session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30, description="How long a web page session lasts."
+    )
     max_request_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted."
     )
@@ -271,6 +279,8 @@ class Settings(BaseSettings):
                 f"({self.job_lease_s}), or running jobs lose their lease"
             )
         _networks(self.fetch_allowed_networks)  # a bad network fails at start, not mid-run
+        if self.session_secret is not None and len(self.session_secret.get_secret_value()) < 32:
+            raise ValueError("session_secret must be at least 32 characters long")
         _roots(self.schedule_roots)
         return self
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from briefing import __version__
 from briefing.config import Settings
 from briefing.daily.scheduler import DailyScheduler
-from briefing.service import problems
+from briefing.service import pages, problems
 from briefing.service.deps import ApiKeyDep
 from briefing.service.jobs import JobRunner
 from briefing.service.metrics import ServiceMetrics
@@ -92,6 +92,7 @@ def create_app(
     for module in (sources, briefings, check, compare, prompts, models, schedules):
         v1.include_router(module.router)
     app.include_router(v1)
+    pages.install(app)
 
     # Added last runs first: the request id exists before the body limit can refuse.
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)

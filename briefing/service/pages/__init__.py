@@ -1,0 +1,16 @@
+"""The reader's web pages, served by the same app as the API (which stays under /v1)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from briefing.service.pages.routes import STATIC_DIR, router
+
+__all__ = ["install"]
+
+
+def install(app: FastAPI) -> None:
+    """Serve the pages at / and their script and stylesheet at /static."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,200 @@
+"""What the pages show of a briefing: its claims with citation chips, and a source with a
+quoted span marked.
+
+Everything here is plain data for the templates, which escape every string they print; no
+HTML is built in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from briefing.errors import NotFoundError, UserError
+from briefing.schema import Briefing, Citation, Claim, Source
+
+__all__ = [
+    "BriefingView",
+    "Chip",
+    "ClaimView",
+    "SourceView",
+    "briefing_view",
+    "source_view",
+]
+
+STATUS_LABELS = {
+    "corroborated": "corroborated",
+    "single_source": "only one source",
+    "contradicted": "contradicted",
+    "not_applicable": "",
+}
+
+
+@dataclass(frozen=True)
+class Chip:
+    """One citation as a link that opens its source at the quoted span."""
+
+    number: int
+    source_title: str
+    start: int
+    end: int
+    quote: str
+    href: str
+    fragment_href: str
+
+
+@dataclass(frozen=True)
+class ClaimView:
+    """A claim with its verdict, corroboration and chips."""
+
+    id: str
+    text: str
+    verdict: str
+    score: str
+    status: str
+    status_label: str
+    corroboration_score: str
+    chips: list[Chip]
+    supporting: list[Chip]
+    contradicting: list[Chip]
+    conflicts: list[str]
+
+
+@dataclass(frozen=True)
+class DisagreementView:
+    """Both sides of a disagreement."""
+
+    topic: str
+    claims: list[ClaimView]
+
+
+@dataclass
+class BriefingView:
+    """A briefing as its page shows it."""
+
+    id: str
+    briefing_id: str
+    title: str
+    created_at: str
+    engine: str
+    model: str
+    prompt: str
+    usage: str
+    sources: list[tuple[int, Source]]
+    summary: list[ClaimView]
+    key_points: list[ClaimView]
+    disagreements: list[DisagreementView]
+    single_source: list[ClaimView]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SourceView:
+    """A source's text cut around the marked span: before, marked, after."""
+
+    number: int
+    source: Source
+    before: str
+    marked: str
+    after: str
+
+
+def _score(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _href(page_id: str, number: int, citation: Citation, *, fragment: bool) -> str:
+    query = {"start": citation.start, "end": citation.end}
+    if fragment:
+        return f"/briefings/{page_id}/sources/{number}/fragment?{urlencode(query)}"
+    return f"/briefings/{page_id}/sources/{number}?{urlencode(query)}#mark"
+
+
+def _chips(briefing: Briefing, page_id: str, citations: Sequence[Citation]) -> list[Chip]:
+    numbers = {s.id: n for n, s in enumerate(briefing.sources, start=1)}
+    chips = []
+    for citation in citations:
+        number = numbers.get(citation.source_id)
+        if number is None:  # a citation of a source the briefing does not hold links nowhere
+            continue
+        chips.append(
+            Chip(
+                number=number,
+                source_title=briefing.sources[number - 1].title,
+                start=citation.start,
+                end=citation.end,
+                quote=citation.quote,
+                href=_href(page_id, number, citation, fragment=False),
+                fragment_href=_href(page_id, number, citation, fragment=True),
+            )
+        )
+    return chips
+
+
+def _claim(briefing: Briefing, page_id: str, claim: Claim) -> ClaimView:
+    corroboration = claim.corroboration
+    return ClaimView(
+        id=claim.id,
+        text=claim.text,
+        verdict=claim.verdict,
+        score=_score(claim.score),
+        status=corroboration.status,
+        status_label=STATUS_LABELS.get(corroboration.status, corroboration.status),
+        corroboration_score=_score(corroboration.score),
+        chips=_chips(briefing, page_id, claim.citations),
+        supporting=_chips(briefing, page_id, corroboration.supporting),
+        contradicting=_chips(briefing, page_id, corroboration.contradicting),
+        conflicts=list(corroboration.conflicts),
+    )
+
+
+def briefing_view(briefing: Briefing, page_id: str) -> BriefingView:
+    """The view of `briefing` on its page, /briefings/`page_id` (the id of its job)."""
+    summary = [_claim(briefing, page_id, c) for c in briefing.summary]
+    key_points = [_claim(briefing, page_id, c) for c in briefing.key_points]
+    seen: set[str] = set()
+    single = []
+    for claim in (*summary, *key_points):
+        if claim.status == "single_source" and claim.id not in seen:
+            seen.add(claim.id)
+            single.append(claim)
+    usage = briefing.usage
+    cost = "" if usage.cost_usd is None else f", ${usage.cost_usd:.4f}"
+    prompt = briefing.prompt
+    return BriefingView(
+        id=page_id,
+        briefing_id=briefing.id,
+        title=briefing.title,
+        created_at=briefing.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+        engine=briefing.engine,
+        model=briefing.model,
+        prompt="" if prompt is None else f"{prompt.name}@{prompt.version}",
+        usage=f"{usage.calls} calls, {usage.input_tokens} input and "
+        f"{usage.output_tokens} output tokens{cost}",
+        sources=list(enumerate(briefing.sources, start=1)),
+        summary=summary,
+        key_points=key_points,
+        disagreements=[
+            DisagreementView(d.topic, [_claim(briefing, page_id, c) for c in d.claims])
+            for d in briefing.disagreements
+        ],
+        single_source=single,
+        warnings=list(briefing.warnings),
+    )
+
+
+def source_view(briefing: Briefing, number: int, start: int | None, end: int | None) -> SourceView:
+    """Source `number` (1-based) of `briefing`, with [start, end) marked when given."""
+    if not 1 <= number <= len(briefing.sources):
+        raise NotFoundError(f"briefing {briefing.id} has no source {number}")
+    source = briefing.sources[number - 1]
+    text = source.text
+    if start is None and end is None:
+        return SourceView(number, source, text, "", "")
+    if start is None or end is None or not 0 <= start <= end <= len(text):
+        raise UserError(
+            f"start and end must both be given, with 0 <= start <= end <= {len(text)} "
+            f"(the length of source {number})"
+        )
+    return SourceView(number, source, text[:start], text[start:end], text[end:])

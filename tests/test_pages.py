@@ -1,0 +1,268 @@
+"""The reader's pages through the app: what they show, what they escape, who may see them."""
+
+from __future__ import annotations
+
+import html
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from briefing.config import Settings
+from briefing.pipeline.build import build_briefing_sync, load_sources
+from briefing.schema import Briefing
+from briefing.service import create_app
+from briefing.store import Store
+from briefing.store.migrations import upgrade
+from briefing.text.sources import source_from_text
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = sorted((ROOT / "seeds").glob("*.txt"))
+KEY = "page-test-key-0123456789"
+SECRET = "s" * 40
+
+
+def _stored(store: Store, briefing: Briefing) -> str:
+    job_id = uuid.uuid4().hex
+    request = {"source_ids": [s.id for s in briefing.sources], "model": briefing.model}
+    store.jobs.add_finished(job_id, request, [], result=briefing.model_dump(mode="json"))
+    return job_id
+
+
+@pytest.fixture(scope="module")
+def seed_briefing() -> Briefing:
+    return build_briefing_sync(load_sources(SEEDS), Settings(model="extractive", log_calls=False))
+
+
+@pytest.fixture
+def make_client(tmp_path: Path) -> Iterator[Any]:
+    made: list[tuple[TestClient, Store]] = []
+
+    def make(**overrides: Any) -> tuple[TestClient, Store]:
+        url = f"sqlite:///{tmp_path / f'pages{len(made)}.db'}"
+        upgrade(url)
+        store = Store(url)
+        settings = Settings(database_url=url, model="extractive", log_calls=False, **overrides)
+        client = TestClient(create_app(settings, store=store, run_jobs=False))
+        client.__enter__()
+        made.append((client, store))
+        return client, store
+
+    yield make
+    for client, store in made:
+        client.__exit__(None, None, None)
+        store.close()
+
+
+def _marked(page: str) -> str:
+    found = re.search(r'<mark id="mark" tabindex="-1">(.*?)</mark>', page, re.S)
+    assert found, "no marked span"
+    return html.unescape(found.group(1))
+
+
+def test_a_briefing_page_shows_every_claim_with_chips_that_open_the_cited_span(
+    make_client: Any, seed_briefing: Briefing
+) -> None:
+    client, store = make_client()
+    job_id = _stored(store, seed_briefing)
+    page = client.get(f"/briefings/{job_id}")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    text = page.text
+    shown = html.unescape(re.sub(r"<[^>]+>", "", text))
+    assert seed_briefing.title in shown
+    for claim in (*seed_briefing.summary, *seed_briefing.key_points):
+        assert claim.text in shown
+    assert "Only one source says" in text
+    assert "Where the sources disagree" in text  # the seeds' code-found disagreement
+    chips = re.findall(r'<a class="chip chip-cite" href="([^"]+)"', text)
+    cited = [c for claim in seed_briefing.key_points for c in claim.citations]
+    assert len(chips) >= len(cited) > 0
+    # Every chip, followed without JavaScript, marks exactly its citation's quote.
+    numbers = {s.id: n for n, s in enumerate(seed_briefing.sources, start=1)}
+    for citation in cited:
+        href = (
+            f"/briefings/{job_id}/sources/{numbers[citation.source_id]}"
+            f"?start={citation.start}&end={citation.end}"
+        )
+        assert html.escape(href + "#mark") in text
+        assert _marked(client.get(href).text) == citation.quote
+        fragment = client.get(href.replace("?", "/fragment?"))
+        assert fragment.status_code == 200
+        assert _marked(fragment.text) == citation.quote
+        assert "<html" not in fragment.text
+
+
+def test_pages_escape_every_source_text_and_send_a_strict_policy(
+    make_client: Any, seed_briefing: Briefing
+) -> None:
+    client, store = make_client()
+    hostile = source_from_text(
+        "<script>alert('pwned')</script> The council approved the budget on Monday.\n"
+        'A second line with <img src=x onerror="alert(1)"> in it.',
+        title="<b>bold</b> title",
+    )
+    briefing = build_briefing_sync([hostile], Settings(model="extractive", log_calls=False))
+    job_id = _stored(store, briefing)
+    for path in (
+        f"/briefings/{job_id}",
+        f"/briefings/{job_id}/sources/1",
+        f"/briefings/{job_id}/sources/1/fragment?start=0&end=10",
+        "/briefings",
+    ):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert "<script>alert" not in response.text
+        assert "<img src=x" not in response.text
+        assert "<b>bold</b>" not in response.text
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self'" in policy
+        assert "default-src 'none'" in policy
+        assert "'unsafe-inline'" not in policy
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert "&lt;script&gt;alert" in client.get(f"/briefings/{job_id}/sources/1").text
+
+
+def test_the_list_links_every_briefing_newest_first_and_pages(
+    make_client: Any, seed_briefing: Briefing
+) -> None:
+    client, store = make_client()
+    ids = [_stored(store, seed_briefing) for _ in range(27)]
+    first = client.get("/briefings")
+    assert first.status_code == 200
+    linked = re.findall(r'<a href="/briefings/([0-9a-f]{32})">', first.text)
+    assert linked == ids[::-1][:25]
+    older = re.search(r'<a rel="next" href="([^"]+)">', first.text)
+    assert older
+    second = client.get(html.unescape(older.group(1)))
+    assert re.findall(r'<a href="/briefings/([0-9a-f]{32})">', second.text) == ids[::-1][25:]
+    failed = client.get("/briefings?status=failed")
+    assert "No briefings that are failed yet" in failed.text
+    home = client.get("/", follow_redirects=False)
+    assert home.status_code == 307
+    assert home.headers["location"] == "/briefings"
+
+
+def test_bad_addresses_get_a_page_that_says_what_is_wrong(
+    make_client: Any, seed_briefing: Briefing
+) -> None:
+    client, store = make_client()
+    job_id = _stored(store, seed_briefing)
+    missing = client.get("/briefings/nope")
+    assert missing.status_code == 404
+    assert "There is no briefing nope." in missing.text
+    assert client.get(f"/briefings/{job_id}/sources/9").status_code == 404
+    beyond = client.get(f"/briefings/{job_id}/sources/1?start=5&end=99999999")
+    assert beyond.status_code == 400
+    assert "0 &lt;= start &lt;= end &lt;=" in beyond.text
+    assert client.get(f"/briefings/{job_id}/download/other.txt").status_code == 404
+
+
+def test_downloads_are_the_briefing_as_json_and_markdown(
+    make_client: Any, seed_briefing: Briefing
+) -> None:
+    client, store = make_client()
+    job_id = _stored(store, seed_briefing)
+    as_json = client.get(f"/briefings/{job_id}/download/briefing.json")
+    assert as_json.status_code == 200
+    assert Briefing.model_validate_json(as_json.content) == seed_briefing
+    assert "attachment" in as_json.headers["content-disposition"]
+    as_md = client.get(f"/briefings/{job_id}/download/briefing.md")
+    assert as_md.headers["content-type"].startswith("text/markdown")
+    assert seed_briefing.title in as_md.text
+
+
+def _login(client: TestClient, key: str, next_path: str = "/briefings") -> Any:
+    form = client.get(f"/login?next={next_path}")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token
+    return client.post(
+        "/login",
+        data={"key": key, "csrf_token": token.group(1), "next": next_path},
+        follow_redirects=False,
+    )
+
+
+def test_with_api_keys_the_pages_ask_for_a_key_once_and_keep_a_session(
+    make_client: Any, seed_briefing: Briefing
+) -> None:
+    client, store = make_client(api_keys=f"other-key-000000000,{KEY}", session_secret=SECRET)
+    job_id = _stored(store, seed_briefing)
+    away = client.get(f"/briefings/{job_id}", follow_redirects=False)
+    assert away.status_code == 303
+    assert away.headers["location"].startswith("/login?next=")
+    download = f"/briefings/{job_id}/download/briefing.json"
+    assert client.get(download, follow_redirects=False).status_code == 303
+    wrong = _login(client, "not-a-key")
+    assert wrong.status_code == 401
+    assert "That key is not valid." in wrong.text
+    assert "not-a-key" not in wrong.text
+    done = _login(client, KEY, f"/briefings/{job_id}")
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/briefings/{job_id}"
+    cookie = done.headers["set-cookie"]
+    assert "briefing_session=" in cookie
+    assert "HttpOnly" in cookie
+    assert "samesite=strict" in cookie.lower()
+    assert KEY not in cookie
+    page = client.get(f"/briefings/{job_id}")
+    assert page.status_code == 200
+    assert KEY not in page.text
+    assert "Sign out" in page.text
+    # The API still wants its bearer key; a page session is not one.
+    assert client.get(f"/v1/briefings/{job_id}").status_code == 401
+
+
+def test_login_and_logout_refuse_a_form_without_its_csrf_token(make_client: Any) -> None:
+    client, _ = make_client(api_keys=KEY, session_secret=SECRET)
+    client.get("/login")
+    forged = client.post("/login", data={"key": KEY, "csrf_token": "guess"}, follow_redirects=False)
+    assert forged.status_code == 403
+    assert "briefing_session" not in forged.headers.get("set-cookie", "")
+    assert _login(client, KEY).status_code == 303
+    assert client.post("/logout", data={"csrf_token": "guess"}).status_code == 403
+    assert client.get("/briefings", follow_redirects=False).status_code == 200
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/briefings").text)
+    assert token
+    out = client.post("/logout", data={"csrf_token": token.group(1)}, follow_redirects=False)
+    assert out.status_code == 303
+    assert client.get("/briefings", follow_redirects=False).status_code == 303
+
+
+def test_a_session_ends_when_its_key_is_removed_or_the_cookie_is_forged(
+    make_client: Any, tmp_path: Path
+) -> None:
+    client, _ = make_client(api_keys=KEY, session_secret=SECRET)
+    assert _login(client, KEY).status_code == 303
+    session = client.cookies.get("briefing_session")
+    assert session
+    other, _ = make_client(api_keys="a-different-key-0000000", session_secret=SECRET)
+    other.cookies.clear()
+    other.cookies.set("briefing_session", session)
+    assert other.get("/briefings", follow_redirects=False).status_code == 303
+    client.cookies.clear()
+    client.cookies.set("briefing_session", session)
+    assert client.get("/briefings", follow_redirects=False).status_code == 200
+    forged = session[:-4] + ("AAAA" if not session.endswith("AAAA") else "BBBB")
+    client.cookies.clear()
+    client.cookies.set("briefing_session", forged)
+    assert client.get("/briefings", follow_redirects=False).status_code == 303
+
+
+def test_keys_without_a_session_secret_say_what_to_set(make_client: Any) -> None:
+    client, _ = make_client(api_keys=KEY)
+    page = client.get("/briefings")
+    assert page.status_code == 503
+    assert "BRIEFING_SESSION_SECRET" in page.text
+
+
+def test_login_never_redirects_off_site(make_client: Any) -> None:
+    client, _ = make_client(api_keys=KEY, session_secret=SECRET)
+    for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
+        done = _login(client, KEY, target)
+        assert done.status_code == 303
+        assert done.headers["location"] == "/briefings"
