@@ -29,6 +29,7 @@ import bench_cold_start  # noqa: E402
 import bench_compare  # noqa: E402
 import bench_local_model  # noqa: E402
 import bench_overhead  # noqa: E402
+import bench_pages  # noqa: E402
 import bench_scale  # noqa: E402
 import bench_service  # noqa: E402
 import bench_tokens  # noqa: E402
@@ -42,6 +43,7 @@ BENCHMARKS: list[ModuleType] = [
     bench_local_model,
     bench_scale,
     bench_compare,
+    bench_pages,
 ]
 BY_NAME = {b.NAME: b for b in BENCHMARKS}
 RESULTS = common.BENCHMARKS / "results"
