@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 from briefing.errors import NotFoundError, UserError
 from briefing.schema import Briefing, Citation, Claim, Source
@@ -104,35 +104,37 @@ def _score(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-def _href(page_id: str, number: int, citation: Citation, *, fragment: bool) -> str:
-    query = {"start": citation.start, "end": citation.end}
-    if fragment:
-        return f"/briefings/{page_id}/sources/{number}/fragment?{urlencode(query)}"
-    return f"/briefings/{page_id}/sources/{number}?{urlencode(query)}#mark"
+class _Linker:
+    """Chips of one briefing's page (source numbers worked out once, not per chip)."""
 
+    def __init__(self, briefing: Briefing, page_id: str) -> None:
+        self.sources = briefing.sources
+        self.numbers = {s.id: n for n, s in enumerate(briefing.sources, start=1)}
+        self.base = f"/briefings/{quote(page_id, safe='')}/sources"
 
-def _chips(briefing: Briefing, page_id: str, citations: Sequence[Citation]) -> list[Chip]:
-    numbers = {s.id: n for n, s in enumerate(briefing.sources, start=1)}
-    chips = []
-    for citation in citations:
-        number = numbers.get(citation.source_id)
-        if number is None:  # a citation of a source the briefing does not hold links nowhere
-            continue
-        chips.append(
-            Chip(
-                number=number,
-                source_title=briefing.sources[number - 1].title,
-                start=citation.start,
-                end=citation.end,
-                quote=citation.quote,
-                href=_href(page_id, number, citation, fragment=False),
-                fragment_href=_href(page_id, number, citation, fragment=True),
+    def chips(self, citations: Sequence[Citation]) -> list[Chip]:
+        out = []
+        for citation in citations:
+            number = self.numbers.get(citation.source_id)
+            if number is None:  # a citation of a source the briefing does not hold
+                continue
+            # Offsets are ints, so the query needs no encoding.
+            query = f"start={citation.start}&end={citation.end}"
+            out.append(
+                Chip(
+                    number=number,
+                    source_title=self.sources[number - 1].title,
+                    start=citation.start,
+                    end=citation.end,
+                    quote=citation.quote,
+                    href=f"{self.base}/{number}?{query}#mark",
+                    fragment_href=f"{self.base}/{number}/fragment?{query}",
+                )
             )
-        )
-    return chips
+        return out
 
 
-def _claim(briefing: Briefing, page_id: str, claim: Claim) -> ClaimView:
+def _claim(links: _Linker, claim: Claim) -> ClaimView:
     corroboration = claim.corroboration
     return ClaimView(
         id=claim.id,
@@ -142,17 +144,18 @@ def _claim(briefing: Briefing, page_id: str, claim: Claim) -> ClaimView:
         status=corroboration.status,
         status_label=STATUS_LABELS.get(corroboration.status, corroboration.status),
         corroboration_score=_score(corroboration.score),
-        chips=_chips(briefing, page_id, claim.citations),
-        supporting=_chips(briefing, page_id, corroboration.supporting),
-        contradicting=_chips(briefing, page_id, corroboration.contradicting),
+        chips=links.chips(claim.citations),
+        supporting=links.chips(corroboration.supporting),
+        contradicting=links.chips(corroboration.contradicting),
         conflicts=list(corroboration.conflicts),
     )
 
 
 def briefing_view(briefing: Briefing, page_id: str) -> BriefingView:
     """The view of `briefing` on its page, /briefings/`page_id` (the id of its job)."""
-    summary = [_claim(briefing, page_id, c) for c in briefing.summary]
-    key_points = [_claim(briefing, page_id, c) for c in briefing.key_points]
+    links = _Linker(briefing, page_id)
+    summary = [_claim(links, c) for c in briefing.summary]
+    key_points = [_claim(links, c) for c in briefing.key_points]
     seen: set[str] = set()
     single = []
     for claim in (*summary, *key_points):
@@ -176,7 +179,7 @@ def briefing_view(briefing: Briefing, page_id: str) -> BriefingView:
         summary=summary,
         key_points=key_points,
         disagreements=[
-            DisagreementView(d.topic, [_claim(briefing, page_id, c) for c in d.claims])
+            DisagreementView(d.topic, [_claim(links, c) for c in d.claims])
             for d in briefing.disagreements
         ],
         single_source=single,
