@@ -6,6 +6,7 @@ import html
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -141,10 +142,40 @@ def test_the_list_links_every_briefing_newest_first_and_pages(
     second = client.get(html.unescape(older.group(1)))
     assert re.findall(r'<a href="/briefings/([0-9a-f]{32})">', second.text) == ids[::-1][25:]
     failed = client.get("/briefings?status=failed")
-    assert "No briefings that are failed yet" in failed.text
+    assert "No briefings match." in failed.text
     home = client.get("/", follow_redirects=False)
     assert home.status_code == 307
     assert home.headers["location"] == "/briefings"
+
+
+def test_the_list_finds_briefings_by_title_source_engine_and_day(
+    make_client: Any, seed_briefing: Briefing
+) -> None:
+    client, store = make_client()
+    seeds = _stored(store, seed_briefing)
+    council = build_briefing_sync(
+        [source_from_text("The council approved the budget on Monday.", title="Council news")],
+        Settings(model="extractive", log_calls=False),
+    )
+    other = _stored(store, council)
+
+    def listed(query: str) -> list[str]:
+        page = client.get(f"/briefings?{query}")
+        assert page.status_code == 200, page.text
+        return re.findall(r'<a href="/briefings/([0-9a-f]{32})">', page.text)
+
+    assert listed("q=council") == [other]
+    assert listed("q=COUNCIL+news&engine=extractive") == [other]
+    assert listed("engine=llm") == []
+    assert listed("q=zzz-nothing") == []
+    today = datetime.now(UTC).date()
+    assert set(listed(f"from={today}&to={today}")) == {seeds, other}
+    assert listed(f"to={today - timedelta(days=1)}") == []
+    kept = client.get("/briefings?q=council")
+    assert 'value="council"' in kept.text  # the form shows what it filtered by
+    bad = client.get("/briefings?from=yesterday")
+    assert bad.status_code == 400
+    assert "from must be a date such as 2026-12-01" in html.unescape(bad.text)
 
 
 def test_bad_addresses_get_a_page_that_says_what_is_wrong(

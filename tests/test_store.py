@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -397,6 +398,45 @@ def test_list_jobs_pages_and_filters(store: Store) -> None:
     assert future == []
     with pytest.raises(UserError, match="timezone"):
         store.jobs.page(since=datetime(2026, 1, 1))
+
+
+def test_list_jobs_finds_briefings_by_title_source_schedule_engine_and_dates(
+    store: Store,
+) -> None:
+    council, _ = store.sources.add(_source("The council met.", title="City Council minutes"))
+    harbour, _ = store.sources.add(_source("Ships came in.", title="Harbour log"))
+
+    def briefing(title: str, engine: str) -> dict[str, object]:
+        return {"title": title, "engine": engine}
+
+    daily = store.jobs.add_finished(
+        uuid.uuid4().hex,
+        {"schedule": "morning", "run_date": "2026-12-01"},
+        [harbour.id],
+        result=briefing("Morning 100%_news", "extractive"),
+    )
+    built = store.jobs.add_finished(
+        uuid.uuid4().hex, {}, [council.id], result=briefing("Budget week", "llm")
+    )
+    queued, _ = store.jobs.create({"n": 1}, [council.id, harbour.id])
+
+    def ids(**filters: object) -> set[str]:
+        return {j.id for j in store.jobs.page(**filters)[0]}  # type: ignore[arg-type]
+
+    assert ids(text="budget") == {built.id}  # the briefing's title, any case
+    assert ids(text="COUNCIL") == {built.id, queued.id}  # a source's title
+    assert ids(text="harbour") == {daily.id, queued.id}
+    assert ids(text="100%_") == {daily.id}  # % and _ are text, not patterns
+    assert ids(text="100%x") == set()
+    assert ids(text="   ") == {daily.id, built.id, queued.id}
+    assert ids(schedule="morning") == {daily.id}
+    assert ids(schedule="evening") == set()
+    assert ids(engine="llm") == {built.id}
+    assert ids(engine="extractive", text="harbour") == {daily.id}
+    assert ids(until=built.created_at) == {daily.id}
+    assert ids(since=built.created_at, until=queued.created_at) == {built.id}
+    with pytest.raises(UserError, match="until must carry a timezone"):
+        store.jobs.page(until=datetime(2026, 1, 1))
 
 
 def test_concurrent_upgrades_all_reach_head(url: str) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from briefing.errors import ConflictError, NotFoundError, UserError
@@ -295,16 +295,43 @@ class JobRepository(Repository):
         limit: int = 50,
         cursor: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
         statuses: Sequence[JobStatus] | None = None,
+        text: str | None = None,
+        schedule: str | None = None,
+        engine: str | None = None,
     ) -> tuple[list[Job], str | None]:
-        """Jobs newest first (created at or after `since`), and the cursor of the next page."""
+        """Jobs newest first, and the cursor of the next page.
+
+        Only those created in [`since`, `until`), in `statuses`, whose briefing's title or one
+        of whose sources' titles holds `text` (any case), that a run of `schedule` made, or
+        whose briefing came from `engine` (a job not finished has no engine yet).
+        """
         query = newest_first(JobRow, limit, cursor)
+        for name, when in (("since", since), ("until", until)):
+            if when is not None and when.tzinfo is None:
+                raise UserError(f"{name} must carry a timezone (e.g. 2026-01-01T00:00:00Z)")
         if since is not None:
-            if since.tzinfo is None:
-                raise UserError("since must carry a timezone (e.g. 2026-01-01T00:00:00Z)")
             query = query.where(JobRow.created_at >= since)
+        if until is not None:
+            query = query.where(JobRow.created_at < until)
         if statuses:
             query = query.where(JobRow.status.in_(list(statuses)))
+        if text and text.strip():
+            needle = text.strip().lower()
+            titled = func.lower(JobRow.result["title"].as_string()).contains(
+                needle, autoescape=True
+            )
+            by_source = exists().where(
+                JobSourceRow.job_id == JobRow.id,
+                SourceRow.id == JobSourceRow.source_id,
+                func.lower(SourceRow.title).contains(needle, autoescape=True),
+            )
+            query = query.where(or_(titled, by_source))
+        if schedule:
+            query = query.where(JobRow.request["schedule"].as_string() == schedule)
+        if engine:
+            query = query.where(JobRow.result["engine"].as_string() == engine)
         with self._read() as session:
             rows = list(session.scalars(query))
             jobs = [_job(session, row) for row in rows[:limit]]

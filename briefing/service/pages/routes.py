@@ -8,8 +8,9 @@ own. With API keys configured every page needs a session (see `session`).
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 import jinja2
@@ -154,6 +155,15 @@ def home() -> RedirectResponse:
     return RedirectResponse("/briefings", status_code=307)
 
 
+def _day(value: str, name: str) -> date | None:
+    if not value.strip():
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise UserError(f"{name} must be a date such as 2026-12-01, not {value!r}") from None
+
+
 @router.get("/briefings", response_class=HTMLResponse)
 def briefings_page(
     request: Request,
@@ -161,13 +171,35 @@ def briefings_page(
     store: StoreDep,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     status: Annotated[JobStatus | None, Query()] = None,
+    q: Annotated[str, Query(max_length=200)] = "",
+    schedule: Annotated[str, Query(max_length=200)] = "",
+    engine: Annotated[Literal["", "extractive", "llm"], Query()] = "",
+    day_from: Annotated[str, Query(alias="from", max_length=20)] = "",
+    day_to: Annotated[str, Query(alias="to", max_length=20)] = "",
 ) -> Response:
-    """The briefings, newest first, a page at a time."""
+    """The briefings, newest first, a page at a time; by title or source, schedule, engine,
+    status and the days they were made on (UTC, both ends included)."""
     if (redirect := _guard(request, settings)) is not None:
         return redirect
+    filters = {
+        "q": q.strip(),
+        "schedule": schedule.strip(),
+        "engine": engine,
+        "status": status or "",
+        "from": day_from.strip(),
+        "to": day_to.strip(),
+    }
     try:
+        first, last = _day(day_from, "from"), _day(day_to, "to")
         jobs, next_cursor = store.jobs.page(
-            limit=min(PAGE_SIZE, MAX_PAGE), cursor=cursor, statuses=[status] if status else None
+            limit=min(PAGE_SIZE, MAX_PAGE),
+            cursor=cursor,
+            statuses=[status] if status else None,
+            text=filters["q"] or None,
+            schedule=filters["schedule"] or None,
+            engine=engine or None,
+            since=None if first is None else datetime.combine(first, time(), UTC),
+            until=None if last is None else datetime.combine(last + timedelta(days=1), time(), UTC),
         )
     except UserError as exc:
         return _error(request, settings, 400, str(exc))
@@ -180,20 +212,20 @@ def briefings_page(
                 "title": result.get("title") or f"Briefing of {len(job.source_ids)} source(s)",
                 "status": job.status,
                 "model": result.get("model") or job.request.get("model") or "",
+                "schedule": job.request.get("schedule") or "",
                 "sources": len(job.source_ids),
                 "created_at": job.created_at.strftime("%Y-%m-%d %H:%M UTC"),
             }
         )
-    next_href = None
-    if next_cursor:
-        params = {"cursor": next_cursor, **({"status": status} if status else {})}
-        next_href = f"/briefings?{_query(**params)}"
+    given = {k: v for k, v in filters.items() if v}
+    next_href = f"/briefings?{_query(cursor=next_cursor, **given)}" if next_cursor else None
     return _page(
         request,
         settings,
         "briefings.html",
         rows=rows,
-        chosen=status or "",
+        f=filters,
+        filtered=bool(given),
         statuses=JOB_STATUSES,
         next_href=next_href,
     )
