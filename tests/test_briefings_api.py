@@ -498,6 +498,30 @@ def test_jobs_are_listed_newest_first_in_pages(make_service: MakeService) -> Non
     _problem(service.client.get("/v1/briefings", params={"limit": 0}), 422, "validation")
 
 
+def test_jobs_are_found_by_source_title_engine_and_time(make_service: MakeService) -> None:
+    service = make_service(run_jobs=False)
+    harbour = service.submit(
+        {"sources": [{"title": "Harbour log", "text": f"{DOC} Ships."}], "model": "extractive"}
+    ).json()["id"]
+    council = service.submit(
+        {"sources": [{"title": "Council minutes", "text": f"{DOC} Votes."}]}
+    ).json()["id"]
+
+    def found(**params: str) -> list[str]:
+        got = service.client.get("/v1/briefings", params=params)
+        assert got.status_code == 200, got.text
+        return [j["id"] for j in got.json()["items"]]
+
+    assert found(q="harbour") == [harbour]
+    assert found(q="MINUTES") == [council]
+    assert found(engine="extractive") == []  # queued jobs have no briefing, so no engine
+    assert found(schedule="morning") == []
+    assert found(until="2000-01-01T00:00:00Z") == []
+    assert found(until="2999-01-01T00:00:00Z") == [council, harbour]
+    _problem(service.client.get("/v1/briefings", params={"engine": "gpt"}), 422, "validation")
+    _problem(service.client.get("/v1/briefings", params={"until": "2026-01-01"}), 422, "validation")
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -625,7 +649,9 @@ def test_events_of_a_job_run_by_another_process_come_from_the_store(
             job["id"], "elsewhere", lease_s=30, progress={"stage": "map", "done": 1, "total": 2}
         )
         time.sleep(0.8)
-        service.store.jobs.finish(job["id"], "failed", error="boom elsewhere", worker_id="elsewhere")
+        service.store.jobs.finish(
+            job["id"], "failed", error="boom elsewhere", worker_id="elsewhere"
+        )
 
     worker = threading.Thread(target=other_worker)
     worker.start()

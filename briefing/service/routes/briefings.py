@@ -6,7 +6,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -244,9 +244,32 @@ def list_briefings(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     status: Annotated[list[JobStatus] | None, Query()] = None,
+    until: Annotated[
+        Since, Query(description="Only jobs created before (ISO 8601, with a time zone).")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Words of the briefing's or a source's title."),
+    ] = None,
+    schedule: Annotated[
+        str | None, Query(max_length=200, description="Only the runs of this schedule.")
+    ] = None,
+    engine: Annotated[
+        Literal["extractive", "llm"] | None,
+        Query(description="Only briefings built by this engine."),
+    ] = None,
 ) -> JobPage:
     """Briefing jobs newest first, without their briefings; follow `next_cursor` for more."""
-    jobs, next_cursor = store.jobs.page(limit=limit, cursor=cursor, since=since, statuses=status)
+    jobs, next_cursor = store.jobs.page(
+        limit=limit,
+        cursor=cursor,
+        since=since,
+        until=until,
+        statuses=status,
+        text=q,
+        schedule=schedule,
+        engine=engine,
+    )
     return JobPage(items=[JobPublic.of(job) for job in jobs], next_cursor=next_cursor)
 
 
