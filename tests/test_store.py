@@ -429,6 +429,8 @@ def test_list_jobs_finds_briefings_by_title_source_schedule_engine_and_dates(
     assert ids(text="100%_") == {daily.id}  # % and _ are text, not patterns
     assert ids(text="100%x") == set()
     assert ids(text="   ") == {daily.id, built.id, queued.id}
+    assert ids(text="har\x00bour") == set()  # no stored text holds NUL, on any backend
+    assert ids(schedule="\x00") == set()
     assert ids(schedule="morning") == {daily.id}
     assert ids(schedule="evening") == set()
     assert ids(engine="llm") == {built.id}

@@ -308,6 +308,9 @@ class JobRepository(Repository):
         whose briefing came from `engine` (a job not finished has no engine yet).
         """
         query = newest_first(JobRow, limit, cursor)
+        if any("\x00" in (v or "") for v in (text, schedule, engine)):
+            # Nothing stored holds NUL (check_storable), and PostgreSQL cannot compare it.
+            return [], None
         for name, when in (("since", since), ("until", until)):
             if when is not None and when.tzinfo is None:
                 raise UserError(f"{name} must carry a timezone (e.g. 2026-01-01T00:00:00Z)")
