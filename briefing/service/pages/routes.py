@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlencode
 
 import jinja2
@@ -39,6 +39,7 @@ STATIC_DIR = Path(__file__).with_name("static")
 PAGE_SIZE = 25
 
 router = APIRouter(include_in_schema=False)
+R = TypeVar("R", bound=Response)
 
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
@@ -56,7 +57,7 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def _secure(request: Request, response: Response) -> Response:
+def _secure(request: Request, response: R) -> R:
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
@@ -102,7 +103,7 @@ def _page(
             secure=request.url.scheme == "https",
             path="/",
         )
-    return _secure(request, response)  # type: ignore[return-value]
+    return _secure(request, response)
 
 
 def _error(request: Request, settings: SettingsDep, status: int, message: str) -> HTMLResponse:
