@@ -21,6 +21,7 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
+from briefing.daily.articles import PAGE_ACCEPT, clean_text, page_text
 from briefing.errors import FetchError, NotFoundError, SourceError, StoreError, UserError
 from briefing.schema import Source
 from briefing.text.sources import load_source, source_from_text
@@ -78,14 +79,9 @@ _log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- results
 
-_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-_TEXT_TYPES = frozenset({"text/plain", "text/markdown", "text/x-markdown"})
-_PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,text/plain;q=0.8,*/*;q=0.1"
 _FEED_ACCEPT = (
     "application/rss+xml,application/atom+xml,application/xml;q=0.9,text/xml;q=0.9,*/*;q=0.1"
 )
-# Ask htmldate for the time and offset too, not just the day, when the page has them.
-_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 #: Timeouts or refused connections after which a host's other pages are skipped: a feed of
 #: 50 entries on a host that hangs would otherwise cost 50 full fetch timeouts.
 _HOST_FAILURES = 2
@@ -293,7 +289,7 @@ class _Run:
             url,
             etag=known.etag if known else None,
             last_modified=known.last_modified if known else None,
-            accept=_PAGE_ACCEPT,
+            accept=PAGE_ACCEPT,
         )
         if fetched.not_modified and known is not None and known.source_id is not None:
             try:
@@ -301,10 +297,10 @@ class _Run:
                 stored = self.store.sources.get(known.source_id)
                 return Collected(stored, self.store.items.get(stored.id), False, label)
             except NotFoundError:
-                fetched = self.fetch(url, accept=_PAGE_ACCEPT)
+                fetched = self.fetch(url, accept=PAGE_ACCEPT)
         if fetched.not_modified:  # a 304 to a request that was not conditional
-            fetched = self.fetch(url, accept=_PAGE_ACCEPT)
-        text, meta = _page_text(fetched, redact_url(fetched.final_url))
+            fetched = self.fetch(url, accept=PAGE_ACCEPT)
+        text, meta = page_text(fetched, redact_url(fetched.final_url))
         hints = hints or FeedEntry(url=url)
         # The feed's own metadata is structured; the page's is guessed from its markup.
         title = hints.title or meta.title
@@ -379,7 +375,7 @@ class _Run:
         entries: dict[str, FeedEntry] = {}
         for number, raw in enumerate(parsed.entries[: spec.max_entries], start=1):
             link = str(raw.get("link") or "").strip()
-            title = _clean(raw.get("title"))
+            title = clean_text(raw.get("title"))
             if not link:
                 name = repr(title) if title else f"number {number}"
                 self.fail(label, f"entry {name} has no link; skipped")
@@ -390,7 +386,7 @@ class _Run:
                 FeedEntry(
                     url=absolute,
                     title=title,
-                    author=_clean(raw.get("author")),
+                    author=clean_text(raw.get("author")),
                     published_at=_struct_time(
                         raw.get("published_parsed") or raw.get("updated_parsed")
                     ),
@@ -429,74 +425,6 @@ class _Run:
 # ---------------------------------------------------------------- pages
 
 
-@dataclass(frozen=True)
-class _PageMeta:
-    title: str | None = None
-    author: str | None = None
-    published_at: datetime | None = None
-
-
-def _page_text(fetched: Fetched, shown: str) -> tuple[str, _PageMeta]:
-    media = fetched.media_type or _sniff(fetched.content)
-    if media in _HTML_TYPES:
-        text, meta = _article(fetched, shown)
-    elif media in _TEXT_TYPES:
-        text, meta = fetched.text(), _PageMeta()
-    else:
-        raise SourceError(
-            f"{shown}: unsupported content type {media or 'none'!r}; "
-            "expected an HTML page or plain text"
-        )
-    if not text.strip():
-        raise SourceError(f"{shown}: no text found in the page")
-    return text, meta
-
-
-def _sniff(content: bytes) -> str | None:
-    head = content[:512].lstrip().lower()
-    return "text/html" if head.startswith((b"<!doctype html", b"<html")) else None
-
-
-def _article(fetched: Fetched, shown: str) -> tuple[str, _PageMeta]:
-    import trafilatura  # a slow import, needed only when a page is collected
-
-    # The declared charset wins; without one, trafilatura sniffs the bytes (meta charset).
-    html: str | bytes = (
-        fetched.content.decode(fetched.charset, errors="replace")
-        if fetched.charset
-        else fetched.content
-    )
-    try:
-        document = trafilatura.bare_extraction(
-            html,
-            url=shown,
-            with_metadata=True,
-            include_comments=False,
-            include_tables=True,
-            date_extraction_params={
-                "outputformat": _DATE_FORMAT,
-                # Dates from the page's markup only: the wider search guesses from text
-                # such as a footer's copyright year, and a wrong date is worse than none.
-                "extensive_search": False,
-                "original_date": True,
-            },
-        )
-    except Exception as exc:  # lxml and the extractors raise many kinds on broken markup
-        raise SourceError(
-            f"{shown}: the article text cannot be extracted ({type(exc).__name__})"
-        ) from None
-    if document is None:
-        raise SourceError(f"{shown}: no article text found in the page")
-    # trafilatura 2 returns a Document, 1.x a dict.
-    fields: dict[str, Any] = document if isinstance(document, dict) else document.as_dict()
-    meta = _PageMeta(
-        title=_clean(fields.get("title")),
-        author=_clean(fields.get("author")),
-        published_at=_iso_time(fields.get("date")),
-    )
-    return str(fields.get("text") or ""), meta
-
-
 # ---------------------------------------------------------------- small helpers
 
 
@@ -518,22 +446,6 @@ def _state(
         entries=entries,
         fetched_at=now,
     )
-
-
-def _clean(value: object) -> str | None:
-    text = " ".join(str(value).split()) if value is not None else ""
-    return text or None
-
-
-def _iso_time(value: object) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    # A date without a time or offset is read as midnight UTC.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _struct_time(value: object) -> datetime | None:
