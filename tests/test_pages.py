@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -43,12 +44,13 @@ def seed_briefing() -> Briefing:
 def make_client(tmp_path: Path) -> Iterator[Any]:
     made: list[tuple[TestClient, Store]] = []
 
-    def make(**overrides: Any) -> tuple[TestClient, Store]:
+    def make(run_jobs: bool = False, **overrides: Any) -> tuple[TestClient, Store]:
         url = f"sqlite:///{tmp_path / f'pages{len(made)}.db'}"
         upgrade(url)
         store = Store(url)
-        settings = Settings(database_url=url, model="extractive", log_calls=False, **overrides)
-        client = TestClient(create_app(settings, store=store, run_jobs=False))
+        values = {"job_poll_s": 0.05, "job_heartbeat_s": 0.05, **overrides}
+        settings = Settings(database_url=url, model="extractive", log_calls=False, **values)
+        client = TestClient(create_app(settings, store=store, run_jobs=run_jobs))
         client.__enter__()
         made.append((client, store))
         return client, store
@@ -297,3 +299,164 @@ def test_login_never_redirects_off_site(make_client: Any) -> None:
         done = _login(client, KEY, target)
         assert done.status_code == 303
         assert done.headers["location"] == "/briefings"
+
+
+# ---------------------------------------------------------------- the new-briefing form
+
+ARTICLE = (
+    b"<!doctype html><html><head><title>Harbour news</title></head><body>"
+    b"<nav>Home | Sport | Weather</nav><article><h1>Harbour reopens</h1>"
+    b"<p>Ships came in on Tuesday after the storm had passed over the coast.</p>"
+    b"<p>The harbour master said the docks reopened at noon and traffic was normal.</p>"
+    b"</article><footer>Copyright 2026</footer></body></html>"
+)
+
+
+@pytest.fixture
+def article_site() -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 with one article page."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path == "/harbour"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            # Not the uploaded page's text: the same text would be one source, stored once.
+            served = ARTICLE.replace(b"traffic was normal", b"no ship was damaged")
+            self.wfile.write(served if found else b"missing")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+def _form_token(client: TestClient) -> str:
+    form = client.get("/briefings/new")
+    assert form.status_code == 200
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token
+    return token.group(1)
+
+
+def _opened(client: TestClient, location: str) -> str:
+    """The page at `location` once the job behind it has ended (bounded wait)."""
+    for _ in range(200):
+        page = client.get(location)
+        if 'id="job-progress"' not in page.text:
+            return page.text
+        time.sleep(0.05)
+    raise AssertionError(f"{location} did not finish")
+
+
+def test_the_form_builds_one_briefing_of_text_files_and_a_url(
+    make_client: Any, article_site: str
+) -> None:
+    client, store = make_client(run_jobs=True, fetch_allow_private=True)
+    token = _form_token(client)
+    done = client.post(
+        "/briefings/new",
+        data={
+            "csrf_token": token,
+            "title": "Council",
+            "text": "The council approved the budget on Monday. The mayor said the vote was close.",
+            "urls": f"\n  {article_site}/harbour  \n",
+            "model": "extractive",
+        },
+        files=[
+            (
+                "files",
+                (
+                    "notes.md",
+                    b"# Notes\n\nThe bridge will close for repairs in May.",
+                    "text/markdown",
+                ),
+            ),
+            ("files", ("page.html", ARTICLE, "text/html")),
+        ],
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+    job_id = done.headers["location"].rsplit("/", 1)[1]
+    page = _opened(client, done.headers["location"])
+    job = store.jobs.get(job_id)
+    assert job.status == "succeeded", job.error
+    briefing = Briefing.model_validate(job.result)
+    by_path = {s.path: s for s in briefing.sources}
+    assert [s.title for s in briefing.sources if s.path is None] == ["Council"]
+    assert "The bridge will close for repairs in May." in by_path["notes.md"].text
+    for path in ("page.html", f"{article_site}/harbour"):
+        text = by_path[path].text
+        assert "The harbour master said the docks reopened at noon" in text
+        assert "<p>" not in text
+        assert "Copyright 2026" not in text  # the article, not the page's chrome
+    assert html.unescape(briefing.title) in html.unescape(page)
+
+
+def test_the_form_says_what_is_wrong_and_keeps_what_was_given(make_client: Any) -> None:
+    client, store = make_client()
+    token = _form_token(client)
+
+    def post(**fields: Any) -> Any:
+        files = fields.pop("files", None)
+        return client.post("/briefings/new", data={"csrf_token": token, **fields}, files=files)
+
+    empty = post(text="   ")
+    assert empty.status_code == 400
+    assert "Give a text, a file or a URL to brief." in empty.text
+    pdf = post(text="Kept text.", files=[("files", ("report.pdf", b"%PDF-1.4", "application/pdf"))])
+    assert pdf.status_code == 400
+    assert "report.pdf: only .txt, .md and .html files can be read" in pdf.text
+    assert ">Kept text.</textarea>" in pdf.text
+    binary = post(files=[("files", ("data.txt", b"a\x00b", "text/plain"))])
+    assert "data.txt: looks binary" in binary.text
+    private = post(text="Kept.", urls="http://127.0.0.1:9/nothing")
+    assert private.status_code == 400
+    assert "127.0.0.1" in html.unescape(private.text)
+    model = post(text="Some text to brief.", model="gpt-nonexistent")
+    assert model.status_code == 400
+    assert "is not offered by this service" in html.unescape(model.text)
+    forged = client.post("/briefings/new", data={"csrf_token": "guess", "text": "x y z"})
+    assert forged.status_code == 403
+    assert store.jobs.page()[0] == []  # nothing was queued by any of these
+
+
+def test_a_running_briefing_page_follows_its_job_and_its_events_end_with_it(
+    make_client: Any, seed_briefing: Briefing
+) -> None:
+    client, store = make_client()
+    token = _form_token(client)
+    queued = client.post(
+        "/briefings/new",
+        data={"csrf_token": token, "text": "The council approved the budget on Monday."},
+        follow_redirects=False,
+    )
+    page = client.get(queued.headers["location"])
+    assert 'id="job-progress"' in page.text
+    job_id = queued.headers["location"].rsplit("/", 1)[1]
+    assert f'data-events="/briefings/{job_id}/events"' in page.text
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in page.text
+    finished = _stored(store, seed_briefing)
+    events = client.get(f"/briefings/{finished}/events")
+    assert events.status_code == 200
+    assert events.headers["content-type"].startswith("text/event-stream")
+    assert "event: done" in events.text
+    assert '"status":"succeeded"' in events.text.replace(" ", "")
+    assert client.get("/briefings/nope/events").status_code == 404
+
+
+def test_with_keys_the_form_and_the_events_need_a_session(make_client: Any) -> None:
+    client, _ = make_client(api_keys=KEY, session_secret=SECRET)
+    assert client.get("/briefings/new", follow_redirects=False).status_code == 303
+    assert client.post("/briefings/new", data={}, follow_redirects=False).status_code == 303
+    assert client.get("/briefings/x/events").status_code == 401
+    assert _login(client, KEY).status_code == 303
+    assert client.get("/briefings/new").status_code == 200

@@ -263,3 +263,28 @@ def test_the_pages_fit_a_360_px_screen(
         page = _signed_in(browser, server, path, viewport=size)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 360, f"{path} is {width} px wide at 360"
+
+
+def test_a_briefing_built_from_the_form_opens_when_its_job_ends(
+    browser: Browser, server: str
+) -> None:
+    page = _signed_in(browser, server, "/briefings/new")
+    page.fill("#title", "Council week")
+    # A text not stored yet: a stored one keeps the title it was first stored with.
+    page.fill("#text", SEEDS[0].read_text("utf-8") + "\nThe council met again on Friday.")
+    page.select_option("#model", "extractive")
+    page.click("form.new-briefing button[type=submit]")
+    # The job's page follows its progress and turns into the briefing when it is done.
+    page.wait_for_selector("article.briefing h1", timeout=60_000)
+    assert page.locator("article.briefing h1").inner_text() == "Council week"
+    assert "/briefings/" in page.url
+    assert page.locator("a.chip-cite").count() > 0
+
+
+def test_the_form_shows_what_is_wrong_and_keeps_the_text(browser: Browser, server: str) -> None:
+    page = _signed_in(browser, server, "/briefings/new")
+    page.fill("#text", "Kept words.")
+    page.fill("#urls", "http://127.0.0.1:9/refused")
+    page.click("form.new-briefing button[type=submit]")
+    assert "127.0.0.1" in page.locator("#form-error").inner_text()
+    assert page.locator("#text").input_value() == "Kept words."

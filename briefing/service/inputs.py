@@ -7,12 +7,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from briefing.config import Settings
-from briefing.errors import LimitError
+from briefing.errors import LimitError, SourceError
 from briefing.schema import Source
 from briefing.service.surrogates import reject_lone_surrogates
 from briefing.text.sources import source_from_text
 
-__all__ = ["SourceText", "SourcesGiven", "inline_source", "within_limits"]
+__all__ = ["SourceText", "SourcesGiven", "decode_upload", "inline_source", "within_limits"]
 
 
 class SourceText(BaseModel):
@@ -58,3 +58,18 @@ def within_limits(source: Source, settings: Settings) -> Source:
             maximum=settings.max_source_chars,
         )
     return source
+
+
+def decode_upload(raw: bytes, name: str) -> str:
+    """An uploaded file's bytes as text: UTF-8, a leading byte-order mark dropped;
+    SourceError naming `name` and the first bad byte otherwise."""
+    if b"\x00" in raw:
+        raise SourceError(f"{name}: looks binary (contains NUL bytes); expected UTF-8 text")
+    try:
+        # utf-8-sig drops a leading byte-order mark, which is not part of the text.
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        at = exc.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+        raise SourceError(
+            f"{name}: is not valid UTF-8 (byte 0x{raw[at]:02x} at offset {at})"
+        ) from None

@@ -33,7 +33,7 @@ from briefing.service.pages.session import (
 from briefing.service.pages.view import briefing_view, source_view
 from briefing.store import JOB_STATUSES, MAX_PAGE, Job, JobStatus, Store
 
-__all__ = ["STATIC_DIR", "router"]
+__all__ = ["STATIC_DIR", "error_page", "guard", "render", "router"]
 
 STATIC_DIR = Path(__file__).with_name("static")
 PAGE_SIZE = 25
@@ -82,7 +82,7 @@ def _signed_in(request: Request, settings: SettingsDep) -> bool:
     )
 
 
-def _page(
+def render(
     request: Request, settings: SettingsDep, name: str, *, status: int = 200, **context: Any
 ) -> HTMLResponse:
     token = request.cookies.get(CSRF_COOKIE) or new_csrf_token()
@@ -106,16 +106,16 @@ def _page(
     return _secure(request, response)
 
 
-def _error(request: Request, settings: SettingsDep, status: int, message: str) -> HTMLResponse:
-    return _page(request, settings, "error.html", status=status, message=message)
+def error_page(request: Request, settings: SettingsDep, status: int, message: str) -> HTMLResponse:
+    return render(request, settings, "error.html", status=status, message=message)
 
 
-def _guard(request: Request, settings: SettingsDep) -> Response | None:
+def guard(request: Request, settings: SettingsDep) -> Response | None:
     """None when the reader may see the page; else where they must go first."""
     if not _keys(request):
         return None
     if settings.session_secret is None:
-        return _error(
+        return error_page(
             request,
             settings,
             503,
@@ -180,7 +180,7 @@ def briefings_page(
 ) -> Response:
     """The briefings, newest first, a page at a time; by title or source, schedule, engine,
     status and the days they were made on (UTC, both ends included)."""
-    if (redirect := _guard(request, settings)) is not None:
+    if (redirect := guard(request, settings)) is not None:
         return redirect
     filters = {
         "q": q.strip(),
@@ -203,7 +203,7 @@ def briefings_page(
             until=None if last is None else datetime.combine(last + timedelta(days=1), time(), UTC),
         )
     except UserError as exc:
-        return _error(request, settings, 400, str(exc))
+        return error_page(request, settings, 400, str(exc))
     rows = []
     for job in jobs:
         result = job.result or {}
@@ -220,7 +220,7 @@ def briefings_page(
         )
     given = {k: v for k, v in filters.items() if v}
     next_href = f"/briefings?{_query(cursor=next_cursor, **given)}" if next_cursor else None
-    return _page(
+    return render(
         request,
         settings,
         "briefings.html",
@@ -237,15 +237,15 @@ def briefing_page(
     request: Request, settings: SettingsDep, store: StoreDep, job_id: str
 ) -> Response:
     """One briefing: summary, key points, disagreements, and every citation as a chip."""
-    if (redirect := _guard(request, settings)) is not None:
+    if (redirect := guard(request, settings)) is not None:
         return redirect
     try:
         job, briefing = _finished(store, job_id)
     except NotFoundError:
-        return _error(request, settings, 404, f"There is no briefing {job_id}.")
+        return error_page(request, settings, 404, f"There is no briefing {job_id}.")
     if briefing is None:
-        return _page(request, settings, "pending.html", job=job)
-    return _page(request, settings, "briefing.html", b=briefing_view(briefing, job.id))
+        return render(request, settings, "pending.html", job=job)
+    return render(request, settings, "briefing.html", b=briefing_view(briefing, job.id))
 
 
 def _source(
@@ -258,7 +258,7 @@ def _source(
     end: int | None,
     template: str,
 ) -> Response:
-    if (redirect := _guard(request, settings)) is not None:
+    if (redirect := guard(request, settings)) is not None:
         return redirect
     try:
         _, briefing = _finished(store, job_id)
@@ -266,10 +266,10 @@ def _source(
             raise NotFoundError(f"briefing {job_id} has not succeeded")
         view = source_view(briefing, number, start, end)
     except NotFoundError as exc:
-        return _error(request, settings, 404, str(exc))
+        return error_page(request, settings, 404, str(exc))
     except UserError as exc:
-        return _error(request, settings, 400, str(exc))
-    return _page(request, settings, template, briefing_id=job_id, title=briefing.title, s=view)
+        return error_page(request, settings, 400, str(exc))
+    return render(request, settings, template, briefing_id=job_id, title=briefing.title, s=view)
 
 
 @router.get("/briefings/{job_id}/sources/{number}", response_class=HTMLResponse)
@@ -305,14 +305,14 @@ def download(
     request: Request, settings: SettingsDep, store: StoreDep, job_id: str, name: str
 ) -> Response:
     """The briefing as JSON or Markdown, for a reader whose browser holds no API key."""
-    if (redirect := _guard(request, settings)) is not None:
+    if (redirect := guard(request, settings)) is not None:
         return redirect
     try:
         _, briefing = _finished(store, job_id)
     except NotFoundError:
-        return _error(request, settings, 404, f"There is no briefing {job_id}.")
+        return error_page(request, settings, 404, f"There is no briefing {job_id}.")
     if briefing is None or name not in ("briefing.json", "briefing.md"):
-        return _error(request, settings, 404, f"There is no {name} of briefing {job_id}.")
+        return error_page(request, settings, 404, f"There is no {name} of briefing {job_id}.")
     disposition = {"Content-Disposition": f'attachment; filename="{job_id}-{name}"'}
     if name == "briefing.md":
         response: Response = PlainTextResponse(
@@ -339,7 +339,7 @@ def login_page(
     """Ask for an API key once (only when keys are configured)."""
     if not _keys(request):
         return RedirectResponse(_local(next), status_code=303)
-    return _page(request, settings, "login.html", next=_local(next), failed=False)
+    return render(request, settings, "login.html", next=_local(next), failed=False)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -356,16 +356,16 @@ def login(
         return RedirectResponse(_local(next), status_code=303)
     secret = settings.session_secret
     if secret is None:
-        return _guard(request, settings) or _error(request, settings, 503, "No sessions.")
+        return guard(request, settings) or error_page(request, settings, 503, "No sessions.")
     if not csrf_matches(request.cookies.get(CSRF_COOKIE), csrf_token):
-        return _error(request, settings, 403, "The form was stale or not sent from this site.")
+        return error_page(request, settings, 403, "The form was stale or not sent from this site.")
     given = key.strip().encode("utf-8")
     matched = None
     for candidate in keys:  # every key compared, without stopping early
         if hmac.compare_digest(given, candidate):
             matched = candidate
     if matched is None:
-        return _page(request, settings, "login.html", status=401, next=_local(next), failed=True)
+        return render(request, settings, "login.html", status=401, next=_local(next), failed=True)
     response = RedirectResponse(_local(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -391,7 +391,7 @@ def logout(
 ) -> Response:
     """End the session."""
     if not csrf_matches(request.cookies.get(CSRF_COOKIE), csrf_token):
-        return _error(request, settings, 403, "The form was stale or not sent from this site.")
+        return error_page(request, settings, 403, "The form was stale or not sent from this site.")
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return _secure(request, response)

@@ -134,7 +134,7 @@ def _public(job: Job) -> BriefingPublic | JobPublic:
     return JobPublic.of(job)
 
 
-def _briefing_request(body: BriefingCreate, settings: Settings, store: Store) -> BriefingRequest:
+def resolve_request(body: BriefingCreate, settings: Settings, store: Store) -> BriefingRequest:
     """Check the request against the limits, store inline sources, resolve the defaults."""
     given = len(body.source_ids) + len(body.sources)
     if given > settings.max_sources_per_briefing:
@@ -216,7 +216,7 @@ async def create_briefing(
         )
 
     def submit() -> Job:
-        briefing_request = _briefing_request(body, settings, store)
+        briefing_request = resolve_request(body, settings, store)
         job, _ = store.jobs.create(
             briefing_request.model_dump(mode="json"),
             briefing_request.source_ids,

@@ -12,10 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
-from briefing.errors import SourceError
 from briefing.schema import Source
 from briefing.service.deps import SettingsDep, StoreDep
-from briefing.service.inputs import within_limits
+from briefing.service.inputs import decode_upload, within_limits
 from briefing.store import MAX_PAGE, SourcePage, StoredSource
 from briefing.text.sources import source_from_text
 
@@ -66,19 +65,6 @@ _UPLOAD_SCHEMA = {
 }
 
 
-def _decode_upload(raw: bytes, name: str) -> str:
-    if b"\x00" in raw:
-        raise SourceError(f"{name}: looks binary (contains NUL bytes); expected UTF-8 text")
-    try:
-        # utf-8-sig drops a leading byte-order mark, which is not part of the text.
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        at = exc.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
-        raise SourceError(
-            f"{name}: is not valid UTF-8 (byte 0x{raw[at]:02x} at offset {at})"
-        ) from None
-
-
 async def _source_from_request(request: Request) -> Source:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
@@ -100,7 +86,7 @@ async def _source_from_request(request: Request) -> Source:
             )
         # The client's file name is kept as a label only; no server path is ever read.
         name = PurePath(upload.filename or "upload.txt").name
-        text = _decode_upload(await upload.read(), name)
+        text = decode_upload(await upload.read(), name)
         return source_from_text(text, title=title or None, path=name)
     if content_type == "application/json" or content_type.endswith("+json"):
         try:

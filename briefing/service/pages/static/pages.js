@@ -38,3 +38,29 @@
     open(chip).catch(() => window.location.assign(chip.href));
   });
 })();
+
+// Follows a queued or running job (Server-Sent Events) and opens the briefing when it ends.
+(function () {
+  const box = document.getElementById("job-progress");
+  if (!box || !window.EventSource) return;
+  const stage = document.getElementById("job-stage");
+  const bar = document.getElementById("job-bar");
+  const status = document.getElementById("job-status");
+  const events = new EventSource(box.dataset.events);
+  function show(event) {
+    const job = JSON.parse(event.data);
+    status.textContent = job.status;
+    const p = job.progress;
+    if (p && p.total) {
+      bar.max = p.total;
+      bar.value = p.done;
+      stage.textContent = p.stage + " " + p.done + "/" + p.total;
+    } else if (p) {
+      stage.textContent = p.stage;
+    }
+    return job;
+  }
+  events.addEventListener("progress", show);
+  events.addEventListener("done", (event) => { show(event); events.close(); window.location.reload(); });
+  events.onerror = () => { events.close(); setTimeout(() => window.location.reload(), 2000); };
+})();
