@@ -424,6 +424,9 @@ def test_the_form_says_what_is_wrong_and_keeps_what_was_given(make_client: Any) 
     model = post(text="Some text to brief.", model="gpt-nonexistent")
     assert model.status_code == 400
     assert "is not offered by this service" in html.unescape(model.text)
+    many = post(urls="\n".join(f"http://127.0.0.1:9/{n}" for n in range(25)))
+    assert many.status_code == 400
+    assert "25 sources given; a briefing takes at most 20" in many.text
     forged = client.post("/briefings/new", data={"csrf_token": "guess", "text": "x y z"})
     assert forged.status_code == 403
     assert store.jobs.page()[0] == []  # nothing was queued by any of these

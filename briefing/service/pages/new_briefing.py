@@ -19,7 +19,7 @@ from starlette.datastructures import UploadFile
 
 from briefing.config import Settings
 from briefing.daily.articles import fetch_article, html_article
-from briefing.errors import BriefingError, NotFoundError, SourceError, UserError
+from briefing.errors import BriefingError, LimitError, NotFoundError, SourceError, UserError
 from briefing.pipeline.engines import offered_models
 from briefing.schema import Source
 from briefing.service.deps import SettingsDep, StoreDep
@@ -116,6 +116,15 @@ async def create_from_form(request: Request, settings: SettingsDep, store: Store
     urls = [line.strip() for line in given["urls"].splitlines() if line.strip()]
     uploads = [v for v in form.getlist("files") if isinstance(v, UploadFile) and (v.filename or "")]
     try:
+        count = bool(given["text"].strip()) + len(uploads) + len(urls)
+        if count > settings.max_sources_per_briefing:
+            # Said before any URL is fetched: each fetch may take fetch_timeout_s.
+            raise LimitError(
+                f"{count} sources given; a briefing takes at most "
+                f"{settings.max_sources_per_briefing} (max_sources_per_briefing)",
+                limit="max_sources_per_briefing",
+                maximum=settings.max_sources_per_briefing,
+            )
         sources = []
         if given["text"].strip():
             sources.append(source_from_text(given["text"], title=given["title"].strip() or None))
