@@ -84,6 +84,8 @@ def main() -> None:
                 page.screenshot(path=ROOT / "docs" / "source-pane.png")
                 page.goto(f"{base}/briefings")
                 page.screenshot(path=ROOT / "docs" / "briefings.png")
+                page.goto(f"{base}/briefings/new")
+                page.screenshot(path=ROOT / "docs" / "new-briefing.png")
                 phone = browser.new_page(viewport={"width": 360, "height": 740})
                 phone.goto(f"{base}/briefings/{job['id']}")
                 phone.screenshot(path=ROOT / "docs" / "briefing-360.png")
