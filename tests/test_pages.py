@@ -463,3 +463,67 @@ def test_with_keys_the_form_and_the_events_need_a_session(make_client: Any) -> N
     assert client.get("/briefings/x/events").status_code == 401
     assert _login(client, KEY).status_code == 303
     assert client.get("/briefings/new").status_code == 200
+
+
+# ---------------------------------------------------------------- the compare page
+
+
+def test_the_compare_page_shows_each_source_whole_with_links_between_its_sentences(
+    make_client: Any,
+) -> None:
+    client, _ = make_client()
+    form = client.get("/compare")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token
+    files = [("files", (p.name, p.read_bytes(), "text/plain")) for p in SEEDS]
+    page = client.post("/compare", data={"csrf_token": token.group(1)}, files=files)
+    assert page.status_code == 200, page.text
+    text = page.text
+    # Each source whole: its sentences and the text between them, in order.
+    for number, path in enumerate(SEEDS, start=1):
+        block = re.search(
+            rf'<h3 id="h-src-{number}">.*?<div class="source-text">(.*?)</div>', text, re.S
+        )
+        assert block
+        shown = re.sub(r'<a class="chip[^>]*>\[\d+\]</a>', "", block.group(1))
+        assert (
+            html.unescape(re.sub(r"<[^>]+>", "", shown))
+            == source_from_text(path.read_text("utf-8")).text
+        )
+    # Every link leads to a sentence on the page whose text is the quote it shows.
+    spans = {
+        anchor: html.unescape(body)
+        for anchor, body in re.findall(
+            r'<span class="sent st-\w+" id="(s\d+-\d+)" tabindex="-1" title="[^"]*">(.*?)</span>',
+            text,
+            re.S,
+        )
+    }
+    links = re.findall(
+        r'<a class="chip chip-(?:supporting|contradicting)" href="#(s\d+-\d+)" '
+        r'title="(?:backed by: |contradicted by: )?([^"]*)">',
+        text,
+    )
+    assert len(links) > 10
+    for anchor, quote in links:
+        assert spans[anchor] == html.unescape(quote)
+    # The twisted quote of seed 004 is listed where it contradicts the other source.
+    second = text.split('id="h-src-2"')[1]
+    clashes = re.search(r"Where it contradicts the others</h4>(.*?)</ul>", second, re.S)
+    assert clashes
+    assert "get along with people" in html.unescape(clashes.group(1))
+
+
+def test_the_compare_form_wants_two_sources_and_a_known_method(make_client: Any) -> None:
+    client, _ = make_client()
+    token = _form_token(client)
+    one = client.post("/compare", data={"csrf_token": token, "text": "Only one text here."})
+    assert one.status_code == 400
+    assert "Give at least 2 sources" in one.text
+    assert ">Only one text here.</textarea>" in one.text
+    judge = client.post(
+        "/compare", data={"csrf_token": token, "text": "One.", "urls": "", "method": "judge"}
+    )
+    assert judge.status_code == 400
+    assert "method &#39;judge&#39; is not available here" in judge.text
+    assert client.post("/compare", data={"csrf_token": "guess"}).status_code == 403

@@ -288,3 +288,19 @@ def test_the_form_shows_what_is_wrong_and_keeps_the_text(browser: Browser, serve
     page.click("form.new-briefing button[type=submit]")
     assert "127.0.0.1" in page.locator("#form-error").inner_text()
     assert page.locator("#text").input_value() == "Kept words."
+
+
+def test_comparing_two_files_links_a_contradiction_to_the_sentence_it_clashes_with(
+    browser: Browser, server: str
+) -> None:
+    page = _signed_in(browser, server, "/compare")
+    page.set_input_files("#files", [str(p) for p in SEEDS])
+    page.click("form.compare-form button[type=submit]")
+    page.wait_for_selector("section.comparison")
+    chip = page.locator(".source-text a.chip-contradicting").first
+    quote = (chip.get_attribute("title") or "").removeprefix("contradicted by: ")
+    chip.click()
+    target = page.locator(".sent:target")
+    target.wait_for()
+    assert target.inner_text() == quote
+    assert page.locator("h3").count() == len(SEEDS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from briefing.service.pages import new_briefing
+from briefing.service.pages import compare_page, new_briefing
 from briefing.service.pages.routes import STATIC_DIR, router
 
 __all__ = ["install"]
@@ -15,5 +15,6 @@ def install(app: FastAPI) -> None:
     """Serve the pages at / and their script and stylesheet at /static."""
     # First: /briefings/new and /briefings/{id}/events before /briefings/{id}.
     app.include_router(new_briefing.router)
+    app.include_router(compare_page.router)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
