@@ -527,3 +527,51 @@ def test_the_compare_form_wants_two_sources_and_a_known_method(make_client: Any)
     assert judge.status_code == 400
     assert "method &#39;judge&#39; is not available here" in judge.text
     assert client.post("/compare", data={"csrf_token": "guess"}).status_code == 403
+
+
+# ---------------------------------------------------------------- the schedules' pages
+
+
+def test_a_schedule_runs_from_its_page_and_lists_its_run_with_the_briefing(
+    make_client: Any, tmp_path: Path
+) -> None:
+    import shutil
+
+    root = tmp_path / "roots"
+    shutil.copytree(ROOT / "seeds", root / "news")
+    client, _ = make_client(schedule_roots=str(root))
+    schedule = {
+        "name": "news",
+        "cron": "0 7 * * *",
+        "sources": [{"kind": "folder", "path": str(root / "news")}],
+        "deliver": [{"kind": "store"}],
+    }
+    assert client.post("/v1/schedules", json=schedule).status_code == 201
+    listed = client.get("/schedules")
+    assert listed.status_code == 200
+    assert '<a href="/schedules/news">news</a>' in listed.text
+    assert "never" in listed.text
+    page = client.get("/schedules/news")
+    assert "No runs yet." in page.text
+    assert str(root / "news") in html.unescape(page.text)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token
+    assert client.post("/schedules/news/run", data={"csrf_token": "guess"}).status_code == 403
+    ran = client.post("/schedules/news/run", data={"csrf_token": token.group(1)})
+    assert ran.status_code == 200, ran.text
+    outcome = re.search(r'<p class="outcome outcome-(\w+)"', ran.text)
+    assert outcome
+    assert outcome.group(1) == "succeeded"
+    opened = re.search(r'<a href="(/briefings/[^"]+)">Open the briefing</a>', ran.text)
+    assert opened
+    assert "store delivered" in ran.text
+    briefing = client.get(opened.group(1))
+    assert briefing.status_code == 200
+    assert '<article class="briefing">' in briefing.text
+    again = client.post("/schedules/news/run", data={"csrf_token": token.group(1)})
+    assert re.search(r'<p class="outcome outcome-skipped"', again.text)
+    assert re.search(
+        r'status-succeeded">succeeded</span> <a href="/briefings/', client.get("/schedules").text
+    )
+    assert client.get("/schedules/nope").status_code == 404
+    assert client.get("/schedules/news?before=soon").status_code == 400

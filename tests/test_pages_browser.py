@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -84,8 +85,16 @@ def _briefing(base: str, texts: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("served")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The served service's folder: its database, and `news`, a copy of the seeds that
+    schedules may read (it is BRIEFING_SCHEDULE_ROOTS)."""
+    made = tmp_path_factory.mktemp("served")
+    shutil.copytree(ROOT / "seeds", made / "news")
+    return made
+
+
+@pytest.fixture(scope="module")
+def server(folder: Path) -> Iterator[str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("BRIEFING_")}
     env.update(
@@ -94,6 +103,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         BRIEFING_MODEL="extractive",
         BRIEFING_API_KEYS=KEY,
         BRIEFING_SESSION_SECRET="x" * 48,
+        BRIEFING_SCHEDULE_ROOTS=str(folder),
+        BRIEFING_SCHEDULER="false",
     )
     process = subprocess.Popen(
         [
@@ -304,3 +315,33 @@ def test_comparing_two_files_links_a_contradiction_to_the_sentence_it_clashes_wi
     target.wait_for()
     assert target.inner_text() == quote
     assert page.locator("h3").count() == len(SEEDS)
+
+
+def test_a_schedule_runs_now_from_its_page_and_its_run_opens_the_briefing(
+    browser: Browser, server: str, folder: Path
+) -> None:
+    made = _api(
+        server,
+        "POST",
+        "/v1/schedules",
+        {
+            "name": "morning",
+            "cron": "0 7 * * *",
+            "sources": [{"kind": "folder", "path": str(folder / "news")}],
+            "deliver": [{"kind": "store"}],
+        },
+    )
+    assert made["name"] == "morning"
+    page = _signed_in(browser, server, "/schedules")
+    page.click("a[href='/schedules/morning']")
+    assert page.locator("text=No runs yet.").count() == 1
+    page.click("form.run-now button[type=submit]")
+    outcome = page.locator("#run-outcome")
+    outcome.wait_for(timeout=60_000)
+    assert outcome.inner_text().startswith("succeeded")
+    rows = page.locator("table.runs tbody tr")
+    assert rows.count() == 1
+    assert "store delivered" in rows.first.inner_text()
+    rows.first.locator("a", has_text="briefing").click()
+    page.wait_for_selector("article.briefing h1")
+    assert page.locator("a.chip-cite").count() > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from briefing.service.pages import compare_page, new_briefing
+from briefing.service.pages import compare_page, new_briefing, schedules_page
 from briefing.service.pages.routes import STATIC_DIR, router
 
 __all__ = ["install"]
@@ -16,5 +16,6 @@ def install(app: FastAPI) -> None:
     # First: /briefings/new and /briefings/{id}/events before /briefings/{id}.
     app.include_router(new_briefing.router)
     app.include_router(compare_page.router)
+    app.include_router(schedules_page.router)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
