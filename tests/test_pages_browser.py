@@ -270,7 +270,13 @@ def test_the_pages_fit_a_360_px_screen(
     browser: Browser, server: str, seeds: dict[str, Any]
 ) -> None:
     size = {"width": 360, "height": 740}
-    for path in (f"/briefings/{seeds['job_id']}", "/briefings"):
+    for path in (
+        f"/briefings/{seeds['job_id']}",
+        "/briefings",
+        "/briefings/new",
+        "/compare",
+        "/schedules",
+    ):
         page = _signed_in(browser, server, path, viewport=size)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 360, f"{path} is {width} px wide at 360"
