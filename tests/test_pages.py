@@ -426,7 +426,7 @@ def test_the_form_says_what_is_wrong_and_keeps_what_was_given(make_client: Any) 
     assert "is not offered by this service" in html.unescape(model.text)
     many = post(urls="\n".join(f"http://127.0.0.1:9/{n}" for n in range(25)))
     assert many.status_code == 400
-    assert "25 sources given; at most 20 (max_sources_per_briefing)" in many.text
+    assert "25 sources given; max_sources_per_briefing is 20" in many.text
     forged = client.post("/briefings/new", data={"csrf_token": "guess", "text": "x y z"})
     assert forged.status_code == 403
     assert store.jobs.page()[0] == []  # nothing was queued by any of these

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -12,7 +12,15 @@ from briefing.schema import Source
 from briefing.service.surrogates import reject_lone_surrogates
 from briefing.text.sources import source_from_text
 
-__all__ = ["SourceText", "SourcesGiven", "decode_upload", "inline_source", "within_limits"]
+__all__ = [
+    "SourceLimit",
+    "SourceText",
+    "SourcesGiven",
+    "check_source_count",
+    "decode_upload",
+    "inline_source",
+    "within_limits",
+]
 
 
 class SourceText(BaseModel):
@@ -46,6 +54,18 @@ class SourcesGiven(BaseModel):
 def inline_source(item: SourceText, settings: Settings) -> Source:
     """The canonical Source of an inline text; LimitError beyond `max_source_chars`."""
     return within_limits(source_from_text(item.text, title=item.title), settings)
+
+
+SourceLimit = Literal["max_sources_per_briefing", "max_sources_per_compare"]
+
+
+def check_source_count(given: int, settings: Settings, limit: SourceLimit) -> None:
+    """LimitError when `given` sources are more than the setting `limit` allows."""
+    maximum: int = getattr(settings, limit)
+    if given > maximum:
+        raise LimitError(
+            f"{given} sources given; {limit} is {maximum}", limit=limit, maximum=maximum
+        )
 
 
 def within_limits(source: Source, settings: Settings) -> Source:

@@ -176,7 +176,6 @@ async def compare_from_form(request: Request, settings: SettingsDep) -> Response
         sources = await gather(
             form,
             settings,
-            at_most=settings.max_sources_per_compare,
             limit="max_sources_per_compare",
             at_least=2,
         )

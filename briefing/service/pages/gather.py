@@ -16,9 +16,9 @@ from starlette.datastructures import UploadFile
 
 from briefing.config import Settings
 from briefing.daily.articles import fetch_article, html_article
-from briefing.errors import LimitError, SourceError, UserError
+from briefing.errors import SourceError, UserError
 from briefing.schema import Source
-from briefing.service.inputs import decode_upload, within_limits
+from briefing.service.inputs import SourceLimit, check_source_count, decode_upload, within_limits
 from briefing.service.pages.session import CSRF_COOKIE, CSRF_FIELD, csrf_matches
 from briefing.text.sources import source_from_text
 from briefing.urls import redact_url
@@ -81,17 +81,14 @@ def _fetched(urls: list[str], settings: Settings) -> list[Source]:
 
 
 async def gather(
-    form: SourcesForm, settings: Settings, *, at_most: int, limit: str, at_least: int = 1
+    form: SourcesForm, settings: Settings, *, limit: SourceLimit, at_least: int = 1
 ) -> list[Source]:
-    """The form's sources in order (text, files, URLs): LimitError beyond `at_most` (setting
-    `limit`), said before any URL is fetched; UserError below `at_least`."""
+    """The form's sources in order (text, files, URLs): LimitError beyond the setting
+    `limit`, said before any URL is fetched; UserError below `at_least`."""
     text, urls = form.field("text"), form.urls
     count = bool(text.strip()) + len(form.uploads) + len(urls)
-    if count > at_most:
-        # Each fetch may take fetch_timeout_s: refuse before the first.
-        raise LimitError(
-            f"{count} sources given; at most {at_most} ({limit})", limit=limit, maximum=at_most
-        )
+    # Each fetch may take fetch_timeout_s: refuse before the first.
+    check_source_count(count, settings, limit)
     sources = []
     if text.strip():
         sources.append(source_from_text(text, title=form.field("title").strip() or None))

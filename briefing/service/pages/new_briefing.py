@@ -80,7 +80,6 @@ async def create_from_form(request: Request, settings: SettingsDep, store: Store
         sources = await gather(
             form,
             settings,
-            at_most=settings.max_sources_per_briefing,
             limit="max_sources_per_briefing",
         )
         job = await run_in_threadpool(_queue, store, settings, sources, given["model"])

@@ -23,7 +23,7 @@ from briefing.pipeline.render import to_markdown
 from briefing.pipeline.request import BriefingOptions, BriefingRequest
 from briefing.schema import Briefing
 from briefing.service.deps import SettingsDep, StoreDep
-from briefing.service.inputs import SourcesGiven, inline_source
+from briefing.service.inputs import SourcesGiven, check_source_count, inline_source
 from briefing.service.jobs import JobRunner, wait_for_job
 from briefing.store import FINAL_STATUSES, MAX_PAGE, Job, JobStatus, Store
 
@@ -136,14 +136,9 @@ def _public(job: Job) -> BriefingPublic | JobPublic:
 
 def resolve_request(body: BriefingCreate, settings: Settings, store: Store) -> BriefingRequest:
     """Check the request against the limits, store inline sources, resolve the defaults."""
-    given = len(body.source_ids) + len(body.sources)
-    if given > settings.max_sources_per_briefing:
-        raise LimitError(
-            f"{given} sources given; max_sources_per_briefing is "
-            f"{settings.max_sources_per_briefing}",
-            limit="max_sources_per_briefing",
-            maximum=settings.max_sources_per_briefing,
-        )
+    check_source_count(
+        len(body.source_ids) + len(body.sources), settings, "max_sources_per_briefing"
+    )
     model = (body.model or settings.model).strip()
     offered = offered_models(settings)
     if model.lower() == EXTRACTIVE:

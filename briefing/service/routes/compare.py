@@ -7,12 +7,11 @@ import asyncio
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
-from briefing.errors import LimitError
 from briefing.faithfulness.checker import Checker, Method
 from briefing.faithfulness.compare import compare_sources
 from briefing.schema import Comparison, Source
 from briefing.service.deps import SettingsDep, StoreDep
-from briefing.service.inputs import SourcesGiven, inline_source
+from briefing.service.inputs import SourcesGiven, check_source_count, inline_source
 
 router = APIRouter(prefix="/v1", tags=["compare"])
 
@@ -27,13 +26,9 @@ class CompareRequest(SourcesGiven):
 @router.post("/compare", response_model=Comparison)
 async def compare(body: CompareRequest, settings: SettingsDep, store: StoreDep) -> Comparison:
     """What other sources back, what only one source says, and where they contradict."""
-    given = len(body.source_ids) + len(body.sources)
-    if given > settings.max_sources_per_compare:
-        raise LimitError(
-            f"{given} sources given; max_sources_per_compare is {settings.max_sources_per_compare}",
-            limit="max_sources_per_compare",
-            maximum=settings.max_sources_per_compare,
-        )
+    check_source_count(
+        len(body.source_ids) + len(body.sources), settings, "max_sources_per_compare"
+    )
 
     def run() -> Comparison:
         # Reading the store, segmenting and the offline checker are CPU-bound: on a worker
