@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         default=None, description="SQLite file of model calls; <data dir>/calls.db when unset."
     )
     log_calls: bool = True
+    map_cache: bool = Field(
+        default=True,
+        description="Reuse the map step's claims of a source whose text, chunking, map "
+        "prompt, model and model parameters are unchanged (service jobs and daily runs, "
+        "kept in the store).",
+    )
 
     check_method: Literal["offline", "judge", "auto"] = Field(
         default="auto",

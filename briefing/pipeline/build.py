@@ -17,6 +17,7 @@ from briefing.models.calllog import CallLog, CallRecorder
 from briefing.models.prompts import PromptLibrary, PromptTemplate, parse_ref
 from briefing.pipeline.citations import citation_problems
 from briefing.pipeline.corroboration import corroborate
+from briefing.pipeline.mapcache import MapCache
 from briefing.pipeline.mapreduce import MapReduce, Progress
 from briefing.schema import Briefing, SentenceComparison, Source
 from briefing.text.sources import load_source
@@ -39,8 +40,10 @@ async def build_briefing(
     *,
     progress: Progress | None = None,
     call_log: CallRecorder | None = None,
+    map_cache: MapCache | None = None,
 ) -> Briefing:
-    """A briefing of `sources` with the engine the settings name."""
+    """A briefing of `sources` with the engine the settings name; the LLM engine reuses
+    the map results `map_cache` keeps (when given and `settings.map_cache` is on)."""
     if not sources:
         raise SourceError("no sources to brief")
     if (
@@ -75,7 +78,13 @@ async def build_briefing(
         settings = with_model_defaults(settings)
         client = LLMClient(settings, call_log)
         client.check_credentials()
-        engine = MapReduce(settings, client, _CachedPromptLibrary(settings.prompts_dir), progress)
+        engine = MapReduce(
+            settings,
+            client,
+            _CachedPromptLibrary(settings.prompts_dir),
+            progress,
+            cache=map_cache if settings.map_cache else None,
+        )
         # The sentence index of the comparison is built on a thread while the model calls
         # are out, not after them on the critical path.
         indexing = (

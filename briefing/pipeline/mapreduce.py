@@ -17,12 +17,13 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, Field, field_validator
 
 from briefing.config import Settings
-from briefing.errors import LLMError, ModelOutputError
+from briefing.errors import BriefingError, LLMError, ModelOutputError
 from briefing.models.llm import LLMClient
 from briefing.models.prompts import PromptLibrary, PromptTemplate, as_data
 from briefing.models.tokens import count_tokens
 from briefing.pipeline.chunking import Chunk, chunk_sentences
 from briefing.pipeline.citations import merge_citations, resolve_sentence_ids
+from briefing.pipeline.mapcache import CachedClaim, MapCache, map_key
 from briefing.schema import Briefing, Citation, Claim, Disagreement, PromptRef, Source, Usage
 from briefing.text.segment import Sentence, segment
 
@@ -158,9 +159,11 @@ class MapReduce:
         client: LLMClient,
         library: PromptLibrary,
         progress: Progress | None = None,
+        cache: MapCache | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
+        self.cache = cache
         self.map_prompt = library.get(settings.map_prompt)
         self.condense_prompt = library.get(settings.condense_prompt)
         self.reduce_prompt = library.get(settings.prompt)
@@ -257,6 +260,12 @@ class MapReduce:
         packs = self._packs()
         claim_limit = _claim_limit(self.map_prompt)
 
+        keys = {s.id: self._cache_key(s, size, overlap) for s in sources}
+        cached = await self._cached(keys)
+        # Claims per mapped source, for the cache; a source with a failed request is not kept.
+        mapped: dict[str, list[CachedClaim]] = {}
+        failed: set[str] = set()
+
         async def one(pack: list[_Document]) -> list[tuple[str, list[Citation]]]:
             nonlocal done
             variables, shown = self._map_variables(pack)
@@ -266,7 +275,11 @@ class MapReduce:
             except ModelOutputError as exc:
                 self.usage += exc.usage
                 self.warnings.append(f"{where} skipped: {exc}")
+                failed.update(d.source.id for d in pack)
                 return []
+            except BaseException:
+                failed.update(d.source.id for d in pack)
+                raise
             finally:
                 done += 1
                 self.progress("map", done, total)
@@ -278,7 +291,12 @@ class MapReduce:
                 if unknown:
                     self._report_unknown(where, claim.text, unknown, bool(cites))
                 if cites:
-                    out.append((_without_copied_tags(claim), cites))
+                    text = _without_copied_tags(claim)
+                    out.append((text, cites))
+                    for source_id in dict.fromkeys(c.source_id for c in cites):
+                        mapped.setdefault(source_id, []).append(
+                            CachedClaim(text=text, citations=cites)
+                        )
             return out
 
         tasks: list[asyncio.Task[list[tuple[str, list[Citation]]]]] = []
@@ -294,6 +312,8 @@ class MapReduce:
                     pending, pending_tokens, pending_claims = [], 0, 0
 
                 for source in sources:
+                    if source.id in cached:
+                        continue
                     chunks = await asyncio.to_thread(self._chunks, source, size, overlap)
                     # The source's tag and title, sent once per source in a request.
                     header = count_tokens(source.title, self.settings.encoding) + 12
@@ -318,6 +338,8 @@ class MapReduce:
             # Callers handle BriefingError, not ExceptionGroup.
             raise group_error.exceptions[0] from None
         found = [item for task in tasks for item in task.result()]
+        found.extend(self._from_cache(cached, sources))
+        await self._keep(keys, mapped, failed, cached)
         # In source order (a pack's answer may list its sources' claims in any order), and
         # in the model's order within a source.
         found.sort(key=lambda item: min(self._order[c.source_id] for c in item[1]))
@@ -342,6 +364,78 @@ class MapReduce:
                 )
             )
         return claims
+
+    # ------------------------------------------------------------ cache
+
+    def _cache_key(self, source: Source, size: int, overlap: int) -> str:
+        prompt = self.map_prompt
+        return map_key(
+            source,
+            chunking={
+                "chunk_tokens": size,
+                "overlap_tokens": overlap,
+                "encoding": self.settings.encoding,
+                "claim_tokens": self.settings.claim_tokens,
+                "packs": self._packs(),
+            },
+            prompt={"name": prompt.name, "version": prompt.version, "sha256": prompt.sha256},
+            model=self.settings.model,
+            parameters={**prompt.model_parameters, "api_base": self.settings.api_base},
+        )
+
+    async def _cached(self, keys: dict[str, str]) -> dict[str, list[CachedClaim]]:
+        """Each source's kept claims, by source id; a cache that fails costs only the hits."""
+        if self.cache is None or not keys:
+            return {}
+        cache = self.cache
+        try:
+            found = await asyncio.to_thread(cache.get_many, list(keys.values()))
+        except BriefingError as exc:
+            self.warnings.append(f"map cache not read: {exc}")
+            return {}
+        hits = {sid: found[key] for sid, key in keys.items() if key in found}
+        self.usage += Usage(cache_hits=len(hits))
+        return hits
+
+    def _from_cache(
+        self, cached: dict[str, list[CachedClaim]], sources: list[Source]
+    ) -> list[tuple[str, list[Citation]]]:
+        """Kept claims whose every citation still points into a source of this briefing."""
+        by_id = {s.id: s for s in sources}
+        out = []
+        for claims in cached.values():
+            for claim in claims:
+                if all(
+                    c.source_id in by_id and by_id[c.source_id].text[c.start : c.end] == c.quote
+                    for c in claim.citations
+                ):
+                    out.append((claim.text, list(claim.citations)))
+        return out
+
+    async def _keep(
+        self,
+        keys: dict[str, str],
+        mapped: dict[str, list[CachedClaim]],
+        failed: set[str],
+        cached: dict[str, list[CachedClaim]],
+    ) -> None:
+        if self.cache is None:
+            return
+        cache = self.cache
+        fresh = [
+            (keys[sid], sid, claims)
+            for sid, claims in mapped.items()
+            if sid in keys and sid not in failed and sid not in cached and claims
+        ]
+
+        def write() -> None:
+            for key, sid, claims in fresh:
+                cache.put(key, sid, claims)
+
+        try:
+            await asyncio.to_thread(write)
+        except BriefingError as exc:
+            self.warnings.append(f"map cache not written: {exc}")
 
     def _claim_rows(self, claims: list[_Claim]) -> list[dict[str, str]]:
         return [

@@ -30,7 +30,7 @@ from briefing.pipeline.build import build_briefing
 from briefing.pipeline.request import BriefingRequest, job_settings
 from briefing.schema import Briefing, Source
 from briefing.service.metrics import ServiceMetrics
-from briefing.store import FINAL_STATUSES, Job, Store
+from briefing.store import FINAL_STATUSES, Job, Store, map_cache_of
 
 __all__ = [
     "JobRunner",
@@ -265,7 +265,11 @@ class JobRunner:
                 run.loop = asyncio.get_running_loop()
                 run.task = asyncio.current_task()
             return await build_briefing(
-                sources, settings, progress=run.report, call_log=self._recorder
+                sources,
+                settings,
+                progress=run.report,
+                call_log=self._recorder,
+                map_cache=map_cache_of(self.store, settings),
             )
 
         try:

@@ -2,13 +2,19 @@
 
 A `Store` is one database (`Database`: the engine and its sessions) and the repositories
 over it: `sources`, `items` and `fetch_state` (what the collectors found), `jobs` (briefing
-jobs and their briefings), `schedules`, `runs` and `deliveries` (the daily briefings). The
+jobs and their briefings), `schedules`, `runs` and `deliveries` (the daily briefings), and `map_cache` (the map
+step's results, reused while a source is unchanged). The
 schema is owned by the Alembic migrations in `briefing.store.migrations`.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    from briefing.config import Settings
 
 from briefing.store.database import MAX_PAGE, Database, make_engine, normalise_url, redacted_url
 from briefing.store.items import FetchState, FetchStateRepository, Item, ItemRepository
@@ -20,6 +26,7 @@ from briefing.store.jobs import (
     JobRepository,
     JobStatus,
 )
+from briefing.store.map_cache import CacheStats, MapCacheRepository
 from briefing.store.schedules import (
     Delivery,
     DeliveryRepository,
@@ -43,6 +50,7 @@ __all__ = [
     "FINAL_STATUSES",
     "JOB_STATUSES",
     "MAX_PAGE",
+    "CacheStats",
     "Delivery",
     "DeliveryStatus",
     "FetchState",
@@ -58,6 +66,7 @@ __all__ = [
     "StoredSchedule",
     "StoredSource",
     "make_engine",
+    "map_cache_of",
     "normalise_url",
     "redacted_url",
 ]
@@ -77,6 +86,7 @@ class Store:
         self.schedules = ScheduleRepository(self.db)
         self.runs = RunRepository(self.db)
         self.deliveries = DeliveryRepository(self.db)
+        self.map_cache = MapCacheRepository(self.db)
 
     def ping(self) -> None:
         """Raise StoreError when the database cannot be reached."""
@@ -85,3 +95,8 @@ class Store:
     def close(self) -> None:
         """Close every pooled connection."""
         self.db.close()
+
+
+def map_cache_of(store: Store, settings: Settings) -> MapCacheRepository | None:
+    """The store's map cache, or None when BRIEFING_MAP_CACHE is off."""
+    return store.map_cache if settings.map_cache else None

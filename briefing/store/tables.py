@@ -33,6 +33,7 @@ __all__ = [
     "ItemRow",
     "JobRow",
     "JobSourceRow",
+    "MapCacheRow",
     "ScheduleRow",
     "ScheduleRunRow",
     "SourceRow",
@@ -264,3 +265,17 @@ class DeliveryRow(Base):
         UniqueConstraint("run_id", "position", name="uq_deliveries_run_id_position"),
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
     )
+
+
+class MapCacheRow(Base):
+    """The map step's claims of one source, under the key of everything that made them
+    (`briefing.pipeline.mapcache`); written once, never changed."""
+
+    __tablename__ = "map_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64))
+    claims: Mapped[list[Any]] = mapped_column(_JSON)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_map_cache_created_at", "created_at"),)
