@@ -37,6 +37,10 @@ class Usage(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = None
+    cache_hits: int = Field(
+        default=0,
+        description="Sources whose map step came from the cache instead of a model call.",
+    )
 
     def __add__(self, other: Usage) -> Usage:
         if self.cost_usd is None and other.cost_usd is None:
@@ -48,6 +52,7 @@ class Usage(BaseModel):
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             cost_usd=cost,
+            cache_hits=self.cache_hits + other.cache_hits,
         )
 
 
@@ -119,6 +124,61 @@ class SourceAgreement(BaseModel):
     contradicted: int = 0
 
 
+class UpdatedClaim(BaseModel):
+    """The same fact on two days with a changed detail; each side cites its own day's sources."""
+
+    before: Claim
+    after: Claim
+    conflicts: list[str] = Field(
+        default_factory=list,
+        description='What changed, e.g. \'a different number: "five" vs "six"\'.',
+    )
+
+
+SourceChangeStatus = Literal["new", "edited", "removed", "unchanged"]
+
+
+class SourceChange(BaseModel):
+    """One source of either briefing, matched by its path (or title) and its content hash."""
+
+    status: SourceChangeStatus
+    source_id: str = Field(description="The source in the later briefing (removed: earlier).")
+    previous_id: str | None = Field(
+        default=None, description="An edited source's id in the earlier briefing."
+    )
+    title: str
+    path: str | None = None
+
+
+class Changes(BaseModel):
+    """What changed from one briefing (`since`) to a later one, claim by claim.
+
+    `new`, `updated[].after` cite the later briefing's sources; `dropped` and
+    `updated[].before` cite the earlier one's, which `since_sources` holds where the later
+    briefing does not.
+    """
+
+    since: str = Field(description="The earlier briefing's id.")
+    since_date: datetime
+    new: list[Claim] = Field(default_factory=list)
+    updated: list[UpdatedClaim] = Field(default_factory=list)
+    dropped: list[Claim] = Field(default_factory=list)
+    unchanged: int = Field(default=0, description="Claims both briefings make.")
+    sources: list[SourceChange] = Field(default_factory=list)
+    since_sources: list[Source] = Field(default_factory=list)
+
+    @field_serializer("since_date")
+    def _iso_utc(self, value: datetime) -> str:
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    @property
+    def empty(self) -> bool:
+        """Whether nothing at all changed."""
+        return not (self.new or self.updated or self.dropped) and all(
+            s.status == "unchanged" for s in self.sources
+        )
+
+
 class Briefing(BaseModel):
     """A structured briefing of one or more sources."""
 
@@ -138,6 +198,10 @@ class Briefing(BaseModel):
     source_agreement: list[SourceAgreement] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     warnings: list[str] = Field(default_factory=list)
+    changes: Changes | None = Field(
+        default=None,
+        description="Scheduled runs: what changed since the schedule's previous briefing.",
+    )
 
     @field_serializer("created_at")
     def _iso_utc(self, value: datetime) -> str:

@@ -7,9 +7,11 @@ import click
 
 from briefing import __version__
 from briefing.cli.build import build
+from briefing.cli.cache import cache
 from briefing.cli.check import check
 from briefing.cli.compare import compare
 from briefing.cli.daily import daily
+from briefing.cli.diff import diff
 from briefing.cli.evaluate import eval_command
 from briefing.cli.prompts import prompts
 from briefing.cli.serve import db, serve
@@ -23,5 +25,5 @@ def main() -> None:
     """Grounded briefings: every claim cites the exact source span it rests on."""
 
 
-for _command in (build, check, compare, eval_command, prompts, db, serve, daily):
+for _command in (build, check, compare, diff, eval_command, prompts, db, serve, daily, cache):
     main.add_command(_command)

@@ -18,6 +18,7 @@ __all__ = [
     "EXIT_RUNTIME",
     "EXIT_USAGE",
     "fail",
+    "open_store",
     "progress_bar",
     "settings_from",
     "write_atomically",
@@ -47,6 +48,15 @@ def settings_from(**overrides: Any) -> Any:
             f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def open_store(settings: Any) -> Any:
+    """The settings' store, migrated to the current revision (it may not exist yet)."""
+    from briefing.store import Store
+    from briefing.store.migrations import upgrade
+
+    upgrade(settings.store_url)
+    return Store(settings.store_url)
 
 
 def write_atomically(path: Path, text: str) -> None:

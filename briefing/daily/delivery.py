@@ -43,7 +43,7 @@ from briefing import __version__
 from briefing.config import Settings
 from briefing.daily.fetch import AddressPolicy, system_resolver
 from briefing.errors import DeliveryError
-from briefing.pipeline.render import to_json, to_markdown
+from briefing.pipeline.render import changes_json, changes_markdown, to_json, to_markdown
 from briefing.retry_after import retry_after_seconds
 from briefing.schema import Briefing
 
@@ -77,6 +77,13 @@ _UUID_NAMESPACE = uuid.UUID("5b0b0b8e-6a7d-4d4e-9a55-0c6f1d3e2a10")
 
 Format = Literal["md", "json"]
 _DEFAULT_FORMATS: tuple[Format, ...] = ("md",)
+#: What a delivery carries: the whole briefing (with its "What changed" section when the
+#: run has one), or only what changed since the previous run.
+Content = Literal["full", "changes"]
+_CONTENT_HELP = (
+    "'full': the whole briefing, what changed since the previous run first; 'changes': "
+    "only what changed (the whole briefing on a schedule's first run)."
+)
 
 
 class _Spec(BaseModel):
@@ -97,6 +104,7 @@ class DirDelivery(_Spec):
     kind: Literal["dir"] = "dir"
     path: str = Field(min_length=1)
     formats: list[Format] = Field(default_factory=lambda: list(_DEFAULT_FORMATS), min_length=1)
+    content: Content = Field(default="full", description=_CONTENT_HELP)
 
     @field_validator("formats")
     @classmethod
@@ -118,6 +126,7 @@ class WebhookDelivery(_Spec):
     )
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = Field(default=10.0, gt=0, le=300)
+    content: Content = Field(default="full", description=_CONTENT_HELP)
 
     @field_validator("secret_env")
     @classmethod
@@ -171,7 +180,7 @@ def deliver_dir(
     contents: list[tuple[Path, bytes]] = []
     try:
         for fmt in spec.formats:
-            text = to_markdown(briefing) if fmt == "md" else to_json(briefing)
+            text = _rendered(briefing, spec.content, fmt)
             contents.append((folder / f"{stem}.{fmt}", text.encode("utf-8")))
     except ValueError as exc:  # UnicodeEncodeError and pydantic's serialisation errors
         raise DeliveryError(
@@ -189,6 +198,15 @@ def deliver_dir(
         ) from None
     log.info("delivered briefing %s to %s", briefing.id, ", ".join(str(p) for p, _ in contents))
     return [path for path, _ in contents]
+
+
+def _rendered(briefing: Briefing, content: Content, fmt: Format) -> str:
+    changes = briefing.changes
+    if content == "full" or changes is None:
+        return to_markdown(briefing) if fmt == "md" else to_json(briefing)
+    if fmt == "md":
+        return changes_markdown(changes, briefing)
+    return changes_json(changes, briefing)
 
 
 def _write_all(contents: list[tuple[Path, bytes]]) -> None:
@@ -296,7 +314,7 @@ def deliver_webhook(
     url = str(spec.url)
     shown = public_url(url)
     secret = _secret(spec, shown)
-    body = briefing.model_dump_json().encode("utf-8")
+    body = _rendered(briefing, spec.content, "json").encode("utf-8")
     the_id = delivery_id(schedule_name, run_date, briefing.id)
     base_headers = {
         **spec.headers,

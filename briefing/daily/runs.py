@@ -12,6 +12,7 @@ in the store, so a receiver that is down loses nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -25,6 +26,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from briefing.config import EXTRACTIVE, Settings
+from briefing.daily.changes import diff_briefings
 from briefing.daily.collectors import collect
 from briefing.daily.delivery import (
     DeliverySpec,
@@ -44,11 +46,12 @@ from briefing.errors import (
     NotFoundError,
     StoreError,
 )
+from briefing.faithfulness.checker import Checker
 from briefing.models.local import default_prompt
-from briefing.pipeline.build import build_briefing_sync
+from briefing.pipeline.build import build_briefing
 from briefing.pipeline.request import BriefingRequest, job_settings
-from briefing.schema import Briefing
-from briefing.store import Delivery, ScheduleRun, Store
+from briefing.schema import Briefing, Source
+from briefing.store import Delivery, ScheduleRun, Store, map_cache_of
 
 __all__ = [
     "REDELIVERY_DELAYS",
@@ -56,6 +59,7 @@ __all__ = [
     "RunOutcome",
     "api_schedules",
     "find_schedule",
+    "previous_briefing",
     "retry_deliveries",
     "run_schedule",
     "schedules_of",
@@ -63,6 +67,8 @@ __all__ = [
 
 log = logging.getLogger("briefing.daily")
 
+#: Runs looked back over for the previous briefing to compare with.
+_LOOKBACK_RUNS = 31
 #: How long a run's claim lasts without renewal; renewed every third of it while it works.
 RUN_LEASE_S = 120.0
 #: Pauses before the later attempts of a failed delivery; after the last, it stays failed.
@@ -264,7 +270,10 @@ def _run(
     previous = store.runs.last(schedule.name, before=day)
     if previous is not None and previous.collected_until is not None:
         start = max(start, previous.collected_until)
-    fresh = [c for c in collection.items if start < c.item.first_seen_at <= now]
+    if schedule.scope == "all":
+        fresh = list(collection.items)
+    else:
+        fresh = [c for c in collection.items if start < c.item.first_seen_at <= now]
     warnings = [f"source failed: {error}" for error in collection.errors]
     log.info(
         "%s %s: %d item(s) collected, %d new in the window, %d source(s) failed",
@@ -290,8 +299,12 @@ def _run(
         request = BriefingRequest(
             source_ids=source_ids, model=schedule.model, prompt=prompt, options=schedule.options
         )
-        built = build_briefing_sync([c.source for c in fresh], job_settings(settings, request))
-        briefing = built.model_copy(update={"id": job_id, "warnings": [*built.warnings, *warnings]})
+        briefing = asyncio.run(
+            _brief(schedule, store, settings, request, [c.source for c in fresh], day)
+        )
+        briefing = briefing.model_copy(
+            update={"id": job_id, "warnings": [*briefing.warnings, *warnings]}
+        )
     else:
         briefing = _empty_note(schedule, day, job_id, start, warnings)
     stored_request = {
@@ -346,6 +359,46 @@ def _run(
         briefing=briefing,
         deliveries=deliveries,
     )
+
+
+async def _brief(
+    schedule: Schedule,
+    store: Store,
+    settings: Settings,
+    request: BriefingRequest,
+    sources: list[Source],
+    day: date,
+) -> Briefing:
+    """The run's briefing, with what changed since the schedule's previous briefing."""
+    built = await build_briefing(
+        sources, job_settings(settings, request), map_cache=map_cache_of(store, settings)
+    )
+    previous = previous_briefing(store, schedule.name, day)
+    if previous is None:
+        return built
+    checker = Checker(settings, fallback=True)
+    changes = await diff_briefings(previous, built, checker)
+    return built.model_copy(
+        update={"changes": changes, "warnings": [*built.warnings, *checker.warnings]}
+    )
+
+
+def previous_briefing(store: Store, schedule: str, day: date) -> Briefing | None:
+    """The briefing of the schedule's latest successful run before `day`, if one is kept;
+    a day's note that nothing was new is no briefing to compare with."""
+    for run in store.runs.recent(schedule, before=day, limit=_LOOKBACK_RUNS):
+        if run.status != "succeeded" or run.job_id is None:
+            continue
+        try:
+            result = store.jobs.get(run.job_id).result
+        except NotFoundError:
+            continue
+        if result is None:
+            continue
+        briefing = Briefing.model_validate(result)
+        if briefing.sources:
+            return briefing
+    return None
 
 
 def _empty_note(

@@ -28,7 +28,7 @@ import tomllib
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
@@ -196,6 +196,12 @@ class Schedule(BaseModel):
         description="Only items first seen this long before the run: 30m, 24h, 7d, 1d12h.",
     )
     sources: list[CollectorSpec] = Field(min_length=1)
+    scope: Literal["new", "all"] = Field(
+        default="new",
+        description="'new': brief the items first seen in the window (news); 'all': brief "
+        "every source the collectors find, changed or not (a folder of living documents), "
+        "unchanged ones from the map cache.",
+    )
     deliver: list[DeliverySpec] = Field(default_factory=_store_only, min_length=1)
     empty_day_note: bool = Field(
         default=False, description="Deliver a short note on a day with nothing new."

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
-from briefing.schema import Briefing, Citation, Claim, Comparison
+from briefing.schema import Briefing, Changes, Citation, Claim, Comparison
 
 _VERDICT_MARK = {
     "supported": "",
@@ -58,6 +59,10 @@ def to_markdown(briefing: Briefing) -> str:
         return text + (_badge(claim, number) if badge else "")
 
     lines = [f"# {briefing.title}", ""]
+    earlier = briefing.changes.since_sources if briefing.changes else []
+    for n, s in enumerate(earlier, start=len(briefing.sources) + 1):
+        source_no.setdefault(s.id, n)
+        titles.setdefault(s.id, s.title)
     if briefing.engine == "extractive":
         lines += [
             "> **Extractive briefing** — every point is a sentence quoted verbatim from the "
@@ -69,6 +74,9 @@ def to_markdown(briefing: Briefing) -> str:
             f", prompt {briefing.prompt.name}@{briefing.prompt.version}" if briefing.prompt else ""
         )
         lines += [f"> Written by `{briefing.model}`{prompt}. Claims cite source spans below.", ""]
+    if briefing.changes is not None:
+        lines += changes_lines(briefing.changes, lambda c: cite(c, badge=False), titles)
+        lines.append("")
     lines += ["## Summary", ""]
     lines += [f"- {cite(c)}" for c in briefing.summary] or ["_No summary._"]
     lines += ["", "## Key points", ""]
@@ -120,6 +128,9 @@ def to_markdown(briefing: Briefing) -> str:
     for n, s in enumerate(briefing.sources, start=1):
         where = f" — `{s.path}`" if s.path else ""
         lines.append(f"{n}. {s.title}{where} (id `{s.id}`)")
+    for n, s in enumerate(earlier, start=len(briefing.sources) + 1):
+        where = f" — `{s.path}`" if s.path else ""
+        lines.append(f"{n}. {s.title}{where} (id `{s.id}`; in the earlier briefing only)")
     if briefing.warnings:
         lines += ["", "## Warnings", ""]
         lines += [f"- {w}" for w in briefing.warnings]
@@ -131,6 +142,93 @@ def to_markdown(briefing: Briefing) -> str:
             f"_{u.calls} model calls, {u.input_tokens} tokens in, {u.output_tokens} out{cost}._",
         ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _day(changes: Changes) -> str:
+    return changes.since_date.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def changes_lines(
+    changes: Changes, cite: Callable[[Claim], str], titles: dict[str, str]
+) -> list[str]:
+    """The "What changed since …" section: sources, new, updated and dropped claims."""
+    lines = [f"## What changed since {_day(changes)}", ""]
+    if changes.empty:
+        return [*lines, f"_Nothing changed since briefing `{changes.since}`._"]
+    moved = [s for s in changes.sources if s.status != "unchanged"]
+    if moved:
+        counts = {k: sum(s.status == k for s in moved) for k in ("new", "edited", "removed")}
+        lines.append("Sources: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n) + ".")
+        lines.append("")
+        lines += [f"- {s.status}: {s.title}" + (f" (`{s.path}`)" if s.path else "") for s in moved]
+        lines.append("")
+    if changes.new:
+        lines += ["### New", ""]
+        lines += [f"- {cite(c)}" for c in changes.new]
+        lines.append("")
+    if changes.updated:
+        lines += ["### Updated", ""]
+        for u in changes.updated:
+            why = f" ({'; '.join(u.conflicts)})" if u.conflicts else ""
+            lines.append(f"- now: {cite(u.after)}{why}")
+            lines.append(f"  - before: {cite(u.before)}")
+        lines.append("")
+    if changes.dropped:
+        lines += ["### No longer said", ""]
+        lines += [
+            f"- {cite(c)} — {', '.join(dict.fromkeys(titles.get(x.source_id, x.source_id) for x in c.citations))}"
+            for c in changes.dropped
+        ]
+        lines.append("")
+    lines.append(f"_{changes.unchanged} claim(s) unchanged since briefing `{changes.since}`._")
+    return lines
+
+
+def changes_markdown(changes: Changes, briefing: Briefing) -> str:
+    """Only what changed: the section of `to_markdown`, with the spans it cites."""
+    sources = {s.id: s for s in [*briefing.sources, *changes.since_sources]}
+    spans: list[Citation] = []
+    numbers: dict[tuple[str, int, int], int] = {}
+
+    def cite(claim: Claim) -> str:
+        marks = ""
+        for c in claim.citations:
+            key = (c.source_id, c.start, c.end)
+            if key not in numbers:
+                numbers[key] = len(numbers) + 1
+                spans.append(c)
+            marks += f"[{numbers[key]}]"
+        return f"{claim.text} {marks or '**[no citation]**'}{_VERDICT_MARK.get(claim.verdict, '')}"
+
+    titles = {sid: s.title for sid, s in sources.items()}
+    lines = [f"# {briefing.title}", ""]
+    lines += changes_lines(changes, cite, titles)
+    if spans:
+        lines += ["", "## Citations", ""]
+        lines += [
+            f"{n}. {titles.get(c.source_id, c.source_id)}, characters {c.start}–{c.end}: "
+            f"“{_quote(c.quote)}”"
+            for n, c in enumerate(spans, start=1)
+        ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def changes_json(changes: Changes, briefing: Briefing) -> str:
+    """Only what changed, as JSON: the briefing's id, title and time, `changes`, and the
+    later briefing's sources that its new and updated claims cite."""
+    cited = {
+        c.source_id
+        for claim in [*changes.new, *(u.after for u in changes.updated)]
+        for c in claim.citations
+    }
+    payload = {
+        "id": briefing.id,
+        "created_at": briefing.model_dump(mode="json")["created_at"],
+        "title": briefing.title,
+        "changes": changes.model_dump(mode="json"),
+        "sources": [s.model_dump(mode="json") for s in briefing.sources if s.id in cited],
+    }
+    return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
 
 def comparison_json(comparison: Comparison) -> str:

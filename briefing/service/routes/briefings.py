@@ -15,13 +15,15 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
 from briefing.config import EXTRACTIVE, Settings
-from briefing.errors import ConflictError, LimitError, UserError
+from briefing.daily.changes import diff_briefings
+from briefing.errors import ConflictError, LimitError, NotFoundError, UserError
+from briefing.faithfulness.checker import Checker
 from briefing.models.local import default_prompt
 from briefing.models.prompts import PromptLibrary
 from briefing.pipeline.engines import offered_models
-from briefing.pipeline.render import to_markdown
+from briefing.pipeline.render import changes_markdown, to_markdown
 from briefing.pipeline.request import BriefingOptions, BriefingRequest
-from briefing.schema import Briefing
+from briefing.schema import Briefing, Changes
 from briefing.service.deps import SettingsDep, StoreDep
 from briefing.service.inputs import SourcesGiven, check_source_count, inline_source
 from briefing.service.jobs import JobRunner, wait_for_job
@@ -289,6 +291,58 @@ def get_briefing_markdown(job_id: str, store: StoreDep) -> PlainTextResponse:
 def get_briefing(job_id: str, store: StoreDep) -> BriefingPublic | JobPublic:
     """The briefing with its status fields once it has succeeded, else the job."""
     return _public(store.jobs.get(job_id))
+
+
+def _finished_briefing(store: Store, job_id: str) -> Briefing:
+    job = store.jobs.get(job_id)
+    if job.status != "succeeded" or job.result is None:
+        raise ConflictError(f"briefing {job_id} is {job.status}; it has no briefing yet")
+    return Briefing.model_validate(job.result)
+
+
+@router.get(
+    "/{job_id}/changes",
+    response_model=Changes,
+    responses={200: {"content": {"text/markdown": {}}}},
+)
+async def get_briefing_changes(
+    job_id: str,
+    store: StoreDep,
+    settings: SettingsDep,
+    since: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Another, earlier briefing to compare with; default the schedule's "
+            "previous run (the changes stored with a scheduled briefing).",
+        ),
+    ] = None,
+    format: Annotated[Literal["json", "md"], Query()] = "json",
+) -> Any:
+    """What changed since the schedule's previous briefing (or since `since`): new,
+    updated and dropped claims, each side citing its own briefing's sources."""
+    briefing = await run_in_threadpool(_finished_briefing, store, job_id)
+    if since is not None:
+        earlier = await run_in_threadpool(_finished_briefing, store, since)
+        if briefing.created_at < earlier.created_at:
+            raise UserError(
+                f"briefing {since} is newer than {job_id}; 'since' must be the earlier one"
+            )
+        checker = Checker(settings, fallback=True)
+        checker.check_credentials()
+        changes = await diff_briefings(earlier, briefing, checker)
+    elif briefing.changes is not None:
+        changes = briefing.changes
+    else:
+        raise NotFoundError(
+            f"briefing {job_id} has no stored changes (it is not a scheduled run, or its "
+            "schedule's first); name an earlier briefing with ?since=ID"
+        )
+    if format == "md":
+        return PlainTextResponse(
+            changes_markdown(changes, briefing), media_type="text/markdown; charset=utf-8"
+        )
+    return changes
 
 
 @router.post(
