@@ -70,7 +70,7 @@ def daily_run(
         settings, store, schedules = _daily_context(config, database_url)
         try:
             schedule = find_schedule(schedules, name)
-            for delivery in retry_deliveries(store, settings):
+            for delivery in retry_deliveries(store, settings, schedules=schedules):
                 click.echo(
                     f"retried {delivery.kind} {delivery.target}: {delivery.status}", err=True
                 )

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import os
 import tempfile
@@ -33,7 +34,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -41,11 +42,12 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from briefing import __version__
 from briefing.config import Settings
-from briefing.daily.fetch import AddressPolicy, system_resolver
+from briefing.daily.fetch import AddressPolicy, Resolver, timed_resolver
 from briefing.errors import DeliveryError
 from briefing.pipeline.render import changes_json, changes_markdown, to_json, to_markdown
 from briefing.retry_after import retry_after_seconds
 from briefing.schema import Briefing
+from briefing.urls import redact_headers, redact_url
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
@@ -59,7 +61,8 @@ __all__ = [
     "deliver_dir",
     "deliver_webhook",
     "delivery_id",
-    "public_url",
+    "spec_fingerprint",
+    "stored_spec",
 ]
 
 log = logging.getLogger("briefing.delivery")
@@ -72,6 +75,9 @@ _TOKEN_CHARS = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
 _ENV_NAME_CHARS = frozenset("_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+#: Keys the fingerprints of delivery specs (a fixed key: it makes them specific to this use,
+#: not secret; a webhook token has too much entropy to be guessed from its digest).
+_FINGERPRINT_KEY = b"briefing delivery spec v1"
 _UUID_NAMESPACE = uuid.UUID("5b0b0b8e-6a7d-4d4e-9a55-0c6f1d3e2a10")
 
 
@@ -279,14 +285,20 @@ class _AttemptFailed(Exception):
         self.retry_after = retry_after
 
 
-def public_url(url: str | HttpUrl) -> str:
-    """The URL without credentials, query string or fragment: safe for messages and logs."""
-    parts = urlsplit(str(url))
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port is not None else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+def stored_spec(spec: DeliverySpec) -> dict[str, Any]:
+    """The spec as the store keeps it: a webhook's URL redacted and its header values
+    hidden, with the fingerprint of the whole spec that finds it again in the schedule."""
+    data = spec.model_dump(mode="json")
+    if isinstance(spec, WebhookDelivery):
+        data["url"] = redact_url(str(spec.url))
+        data["headers"] = redact_headers(spec.headers)
+    return {**data, "fingerprint": spec_fingerprint(spec)}
+
+
+def spec_fingerprint(spec: DeliverySpec) -> str:
+    """A digest of the whole spec, secrets included, that does not reveal them."""
+    encoded = json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode("utf-8")
+    return hmac.new(_FINGERPRINT_KEY, encoded, hashlib.sha256).hexdigest()
 
 
 def delivery_id(schedule_name: str, run_date: date, briefing_id: str) -> str:
@@ -312,7 +324,7 @@ def deliver_webhook(
     from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
     url = str(spec.url)
-    shown = public_url(url)
+    shown = redact_url(url)
     secret = _secret(spec, shown)
     body = _rendered(briefing, spec.content, "json").encode("utf-8")
     the_id = delivery_id(schedule_name, run_date, briefing.id)
@@ -327,12 +339,13 @@ def deliver_webhook(
     }
     timeout = httpx.Timeout(spec.timeout_s).as_dict()
     policy = AddressPolicy.from_settings(settings)
+    resolver = timed_resolver(settings.fetch_dns_timeout_s)
     attempts = 0
 
     def attempt(transport: httpx.BaseTransport) -> int:
         nonlocal attempts
         attempts += 1
-        _check_address(url, policy)
+        _check_address(url, policy, resolver)
         headers = dict(base_headers)
         if secret is not None:
             timestamp = str(int(time.time()))
@@ -442,7 +455,7 @@ def _secret(spec: WebhookDelivery, shown: str) -> bytes | None:
     return value.encode("utf-8")
 
 
-def _check_address(url: str, policy: AddressPolicy) -> None:
+def _check_address(url: str, policy: AddressPolicy, resolver: Resolver) -> None:
     """Refuse a receiver on a non-public address unless the settings allow it."""
     if policy.allow_private:
         return
@@ -450,7 +463,7 @@ def _check_address(url: str, policy: AddressPolicy) -> None:
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        addresses = system_resolver(host, port)
+        addresses = resolver(host, port)
     except (OSError, UnicodeError) as exc:
         raise _AttemptFailed(
             f"cannot resolve {host} ({type(exc).__name__})", retryable=True

@@ -11,15 +11,20 @@ proxy's address, not the target's.
 
 Limits: the whole fetch (connecting, redirects, reading) has one deadline; a read that is
 already waiting when it passes can overrun it by at most that read's timeout. Name
-resolution uses the system resolver, which has no timeout of its own.
+resolution uses the system resolver, which has no timeout of its own: a lookup runs on a
+small pool of threads and is given up after BRIEFING_FETCH_DNS_TIMEOUT_S (its thread ends
+when the system's own lookup does).
 """
 
 from __future__ import annotations
 
 import codecs
+import logging
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
@@ -41,6 +46,7 @@ __all__ = [
     "Fetcher",
     "Resolver",
     "system_resolver",
+    "timed_resolver",
 ]
 
 USER_AGENT = f"briefing/{__version__} (daily briefings collector)"
@@ -60,10 +66,44 @@ Network = IPv4Network | IPv6Network
 # ---------------------------------------------------------------- addresses
 
 
+class _RedactedUrls(logging.Filter):
+    """httpx logs each request's URL whole ("HTTP Request: GET <url> ..."): its URL
+    arguments are redacted before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_url(str(arg)) if isinstance(arg, httpx.URL) else arg for arg in record.args
+            )
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactedUrls())
+
+
 def system_resolver(host: str, port: int) -> list[str]:
     """The addresses the operating system resolves `host` to, in its order."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+#: Lookups that may hang at once; a lookup past its timeout still holds its thread.
+_LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dns")
+
+
+def timed_resolver(timeout_s: float, resolver: Resolver = system_resolver) -> Resolver:
+    """`resolver` bounded in time: a lookup that takes longer than `timeout_s` raises
+    TimeoutError (an OSError, so callers treat it as a failed connection)."""
+
+    def resolve(host: str, port: int) -> Sequence[str]:
+        future = _LOOKUPS.submit(resolver, host, port)
+        try:
+            return future.result(timeout=timeout_s)
+        except FutureTimeout:
+            future.cancel()
+            raise TimeoutError(f"looking up {host} took longer than {timeout_s:g} s") from None
+
+    return resolve
 
 
 def _embedded_ipv4(address: IPv6Address) -> IPv4Address | None:
@@ -298,7 +338,8 @@ class Fetcher:
         self.settings = settings
         self._client = httpx.Client(
             transport=_PinnedTransport(
-                AddressPolicy.from_settings(settings), resolver or system_resolver
+                AddressPolicy.from_settings(settings),
+                timed_resolver(settings.fetch_dns_timeout_s, resolver or system_resolver),
             ),
             follow_redirects=False,  # followed below, one checked hop at a time
             trust_env=False,

@@ -18,6 +18,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -35,7 +36,8 @@ from briefing.daily.delivery import (
     WebhookDelivery,
     deliver_dir,
     deliver_webhook,
-    public_url,
+    spec_fingerprint,
+    stored_spec,
 )
 from briefing.daily.schedules import Schedule, load_schedules
 from briefing.errors import (
@@ -52,6 +54,7 @@ from briefing.pipeline.build import build_briefing
 from briefing.pipeline.request import BriefingRequest, job_settings
 from briefing.schema import Briefing, Source
 from briefing.store import Delivery, ScheduleRun, Store, map_cache_of
+from briefing.urls import redact_url
 
 __all__ = [
     "REDELIVERY_DELAYS",
@@ -328,7 +331,7 @@ def _run(
         for position, spec in enumerate(schedule.deliver)
     ]
     deliveries = [
-        _attempt(store, settings, delivery, briefing, schedule.name, day, now)
+        _attempt(store, settings, delivery, briefing, schedule.name, day, now, [schedule])
         for delivery in deliveries
     ]
     finished = store.runs.finish(
@@ -424,15 +427,44 @@ def _target(schedule: Schedule, spec: DeliverySpec) -> str:
     if isinstance(spec, DirDelivery):
         return str(schedule.resolve_path(spec.path))
     if isinstance(spec, WebhookDelivery):
-        return public_url(spec.url)
+        return redact_url(str(spec.url))
     return "store"
 
 
 def _stored_spec(schedule: Schedule, spec: DeliverySpec) -> dict[str, Any]:
-    # Folders are kept absolute: a retry may run in another working directory.
+    # Folders are kept absolute: a retry may run in another working directory. A webhook's
+    # URL and headers are kept redacted: a retry finds the whole spec in the schedule.
     if isinstance(spec, DirDelivery):
         spec = spec.model_copy(update={"path": str(schedule.resolve_path(spec.path))})
-    return spec.model_dump(mode="json")
+    return stored_spec(spec)
+
+
+def _spec_of(delivery: Delivery, name: str, schedules: Sequence[Schedule]) -> DeliverySpec:
+    """The spec to deliver with: the stored one, or, where the store keeps it redacted,
+    the schedule's spec with the same fingerprint; DeliveryError when that is gone."""
+    from pydantic import TypeAdapter
+
+    adapter: TypeAdapter[DeliverySpec] = TypeAdapter(DeliverySpec)
+    data = dict(delivery.spec)
+    fingerprint = data.pop("fingerprint", None)
+    spec = adapter.validate_python(data)
+    if fingerprint is None or spec_fingerprint(spec) == fingerprint:
+        return spec
+    for schedule in schedules:
+        if schedule.name != name:
+            continue
+        for candidate in schedule.deliver:
+            if isinstance(candidate, DirDelivery):
+                path = str(schedule.resolve_path(candidate.path))
+                candidate = candidate.model_copy(update={"path": path})
+            if spec_fingerprint(candidate) == fingerprint:
+                return candidate
+    raise DeliveryError(
+        f"{delivery.kind} {delivery.target}: the schedule no longer has this delivery "
+        "(it was changed or removed); not retried",
+        target=delivery.target,
+        retryable=False,
+    )
 
 
 def _deliver(
@@ -454,11 +486,10 @@ def _attempt(
     schedule: str,
     day: date,
     now: datetime,
+    schedules: Sequence[Schedule],
 ) -> Delivery:
-    from pydantic import TypeAdapter
-
-    spec: DeliverySpec = TypeAdapter(DeliverySpec).validate_python(delivery.spec)
     try:
+        spec = _spec_of(delivery, schedule, schedules)
         _deliver(settings, spec, briefing, schedule, day)
     except DeliveryError as exc:
         retry = delivery.attempts < len(REDELIVERY_DELAYS) and exc.retryable
@@ -471,12 +502,27 @@ def _attempt(
 
 
 def retry_deliveries(
-    store: Store, settings: Settings, *, now: datetime | None = None
+    store: Store,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    schedules: Sequence[Schedule] | None = None,
 ) -> list[Delivery]:
-    """Try again every failed delivery that is due; returns them as they ended."""
+    """Try again every failed delivery that is due; returns them as they ended.
+
+    A webhook's secrets are not in the store: its spec is found again among `schedules`
+    (default: those of the settings' schedules file and of the store).
+    """
     now = now or datetime.now(UTC)
     done = []
+    known: Sequence[Schedule] | None = schedules
     for delivery in store.deliveries.claim_due(now, lease_s=RUN_LEASE_S):
+        if known is None:
+            try:
+                known = schedules_of(settings, store)
+            except ConfigError as exc:
+                log.warning("deliveries not retried: %s", exc)
+                known = []
         run = store.runs.get(delivery.run_id)
         if run.job_id is None:
             continue
@@ -484,5 +530,7 @@ def retry_deliveries(
         if result is None:
             continue
         briefing = Briefing.model_validate(result)
-        done.append(_attempt(store, settings, delivery, briefing, run.schedule, run.run_date, now))
+        done.append(
+            _attempt(store, settings, delivery, briefing, run.schedule, run.run_date, now, known)
+        )
     return done

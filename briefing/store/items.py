@@ -21,7 +21,7 @@ from briefing.store.database import (
 )
 from briefing.store.sources import check_same, source_row, stored_source
 from briefing.store.tables import FetchStateRow, ItemRow, SourceRow
-from briefing.urls import canonical_url
+from briefing.urls import storage_key
 
 __all__ = ["FetchState", "FetchStateRepository", "Item", "ItemRepository"]
 
@@ -192,7 +192,8 @@ def _fetch_state(row: FetchStateRow) -> FetchState:
 
 
 def _fetch_key(url: str) -> str:
-    key = canonical_url(url)
+    # Credential-like query values are kept only as digests: the store never holds them.
+    key = storage_key(url)
     if not key or "\x00" in key:
         raise UserError(f"invalid URL {url!r}")
     return key
