@@ -216,6 +216,18 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest one URL fetch may take in all (connecting, redirects, reading).",
     )
+    fetch_dns_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="Longest a host name lookup may take (the system resolver has no limit).",
+    )
+    fetch_concurrency: int = Field(
+        default=8, ge=1, le=64, description="Pages a collection fetches at once, in all."
+    )
+    fetch_per_host: int = Field(
+        default=2, ge=1, le=16, description="Pages a collection fetches at once from one host."
+    )
     fetch_max_bytes: int = Field(
         default=5 * 1024 * 1024, ge=1024, description="Largest response body a fetch reads."
     )

@@ -56,6 +56,9 @@ class NewsSite:
     def __init__(self) -> None:
         self.pages: dict[str, Page] = {}
         self.hits: list[Hit] = []
+        #: Requests being answered now, and the most there were at once.
+        self.in_flight = 0
+        self.most_in_flight = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -138,11 +141,17 @@ class NewsSite:
                 with site._lock:
                     site.hits.append(Hit(path, headers))
                     page = site.pages.get(path)
+                    site.in_flight += 1
+                    site.most_in_flight = max(site.most_in_flight, site.in_flight)
                 if page is None:
                     page = Page(body=b"not found", content_type="text/plain", status=404)
                 # The client may give up (a cap or timeout test): nothing more to say then.
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self._answer(page, headers)
+                try:
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                        self._answer(page, headers)
+                finally:
+                    with site._lock:
+                        site.in_flight -= 1
 
             def _answer(self, page: Page, headers: dict[str, str]) -> None:
                 if page.delay_s:

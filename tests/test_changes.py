@@ -149,7 +149,8 @@ def test_three_days_of_a_changing_folder(
     _write(docs, {"acme.txt": f"{REVENUE_5} {STAFF}\n", "city.txt": f"{BRIDGE} {WORKS}\n"})
     first = run_schedule(schedule, store, settings, now=T0)
     assert first.status == "succeeded", first.message
-    assert first.briefing is not None and first.briefing.changes is None
+    assert first.briefing is not None
+    assert first.briefing.changes is None
     assert _maps(provider) >= 1
     assert first.briefing.usage.cache_hits == 0
 
@@ -173,7 +174,8 @@ def test_three_days_of_a_changing_folder(
     third = run_schedule(schedule, store, settings, now=T0 + timedelta(days=2))
     assert third.status == "succeeded", third.message
     briefing = third.briefing
-    assert briefing is not None and briefing.changes is not None
+    assert briefing is not None
+    assert briefing.changes is not None
     changes = briefing.changes
     assert changes.since == second.briefing.id
     assert [c.text for c in changes.new] == [SNOW]
@@ -228,8 +230,10 @@ def test_a_changes_only_delivery_carries_only_what_changed(
     outcome = run_schedule(schedule, store, settings, now=T0 + timedelta(days=1))
     assert outcome.status == "succeeded", outcome.message
     markdown = (tmp_path / "out" / "reports-2026-11-21.md").read_text("utf-8")
-    assert "## What changed since" in markdown and "## Key points" not in markdown
-    assert REVENUE_7 in markdown and REVENUE_5 in markdown
+    assert "## What changed since" in markdown
+    assert "## Key points" not in markdown
+    assert REVENUE_7 in markdown
+    assert REVENUE_5 in markdown
     payload = json.loads((tmp_path / "out" / "reports-2026-11-21.json").read_text("utf-8"))
     assert set(payload) == {"id", "created_at", "title", "changes", "sources"}
     changes = Changes.model_validate(payload["changes"])
@@ -252,12 +256,14 @@ def test_a_changed_prompt_model_or_chunking_misses_the_cache(
     # Another chunk size is another key: the source is mapped again.
     changed = settings.model_copy(update={"chunk_tokens": 3000})
     outcome = run_schedule(schedule, store, changed, now=T0 + timedelta(days=1))
-    assert outcome.briefing is not None and outcome.briefing.usage.cache_hits == 0
+    assert outcome.briefing is not None
+    assert outcome.briefing.usage.cache_hits == 0
     assert _maps(provider) == maps + 1
     # And with the cache turned off nothing is read or written.
     off = settings.model_copy(update={"map_cache": False})
     outcome = run_schedule(schedule, store, off, now=T0 + timedelta(days=2))
-    assert outcome.briefing is not None and outcome.briefing.usage.cache_hits == 0
+    assert outcome.briefing is not None
+    assert outcome.briefing.usage.cache_hits == 0
     assert _maps(provider) == maps + 2
     assert store.map_cache.stats().entries == 2
 
@@ -321,9 +327,11 @@ async def test_a_paraphrase_is_unchanged_and_a_reversal_is_an_update() -> None:
     )  # fmt: skip
     changes = await diff_briefings(before, after, Checker(Settings(), "offline"))
     assert changes.unchanged == 1
-    assert changes.new == [] and changes.dropped == []
+    assert changes.new == []
+    assert changes.dropped == []
     [update] = changes.updated
-    assert "not" in update.after.text and "not" not in update.before.text
+    assert "not" in update.after.text
+    assert "not" not in update.before.text
     assert any(c.startswith("negated") for c in update.conflicts)
 
 
@@ -355,7 +363,8 @@ def test_briefing_diff_of_two_stored_briefings(store: Store, store_url: str) -> 
     assert backwards.exit_code != 0
     assert "is older than" in backwards.output
     missing = runner.invoke(main, ["diff", "one", "nope"], env=env)
-    assert missing.exit_code != 0 and "nope" in missing.output
+    assert missing.exit_code != 0
+    assert "nope" in missing.output
 
 
 def test_a_later_run_on_an_earlier_date_is_not_compared_with_a_future_one(
@@ -365,7 +374,8 @@ def test_a_later_run_on_an_earlier_date_is_not_compared_with_a_future_one(
     schedule = _schedule(tmp_path)
     run_schedule(schedule, store, settings, now=T0 + timedelta(days=3))
     outcome = run_schedule(schedule, store, settings, run_date=date(2026, 11, 20), now=T0)
-    assert outcome.briefing is not None and outcome.briefing.changes is None
+    assert outcome.briefing is not None
+    assert outcome.briefing.changes is None
 
 
 def test_changes_over_http(
@@ -381,7 +391,8 @@ def test_changes_over_http(
     first = run_schedule(schedule, store, settings, now=T0)
     _write(docs, {"acme.txt": f"{REVENUE_7} {STAFF}\n", "weather.txt": f"{SNOW}\n"})
     second = run_schedule(schedule, store, settings, now=T0 + timedelta(days=1))
-    assert first.briefing is not None and second.briefing is not None
+    assert first.briefing is not None
+    assert second.briefing is not None
     with TestClient(create_app(settings, store=store, run_jobs=False)) as client:
         stored = client.get(f"/v1/briefings/{second.briefing.id}/changes")
         assert stored.status_code == 200, stored.text
@@ -412,3 +423,19 @@ def test_changes_over_http(
         # The briefing itself carries them too.
         whole = client.get(f"/v1/briefings/{second.briefing.id}").json()
         assert whole["changes"]["since"] == first.briefing.id
+        # Its page opens with them; the earlier side's chips open the earlier source.
+        page = client.get(f"/briefings/{second.briefing.id}")
+        assert page.status_code == 200
+        html = page.text
+        assert html.index("What changed since") < html.index('id="h-summary"')
+        assert "Updated" in html
+        assert "(earlier)" in html
+        earlier = len(second.briefing.sources) + 1
+        [before] = changes.updated[0].before.citations
+        shown = client.get(
+            f"/briefings/{second.briefing.id}/sources/{earlier}",
+            params={"start": before.start, "end": before.end},
+        )
+        assert shown.status_code == 200, shown.text
+        assert "<mark" in shown.text
+        assert "5 billion" in shown.text

@@ -20,6 +20,7 @@ from store_databases import BACKENDS, POSTGRES_ENV, database_url
 from briefing.config import Settings
 from briefing.daily.scheduler import DailyScheduler
 from briefing.daily.schedules import Schedule, next_run
+from briefing.pipeline.request import BriefingOptions
 from briefing.service import create_app
 from briefing.store import Store
 from briefing.store.migrations import upgrade
@@ -337,6 +338,72 @@ def test_a_secret_put_in_secret_env_is_not_echoed(make_service: MakeService) -> 
     assert secret not in response.text
 
 
+def test_patch_changes_only_the_fields_given_and_keeps_hidden_secrets(
+    make_service: MakeService,
+) -> None:
+    service = make_service()
+    client = service.client
+    hook = {
+        "kind": "webhook",
+        "url": "https://hooks.example.org/hooks/T01/B02/tok3nSecret",
+        "headers": {"Authorization": "Bearer hdr-secret", "Accept": "application/json"},
+    }
+    assert client.post("/v1/schedules", json=service.schedule(deliver=[hook])).status_code == 201
+    shown = client.get("/v1/schedules/news").json()
+    assert shown["deliver"][0]["url"] == "https://hooks.example.org/hooks/***"
+    assert shown["deliver"][0]["headers"] == {
+        "Authorization": "***",
+        "Accept": "application/json",
+    }
+
+    # One field: the rest, secrets included, stay as stored.
+    patched = client.patch("/v1/schedules/news", json={"cron": "30 6 * * 1-5"})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["cron"] == "30 6 * * 1-5"
+    stored = service.store.schedules.get("news").definition
+    assert stored["deliver"][0]["url"] == hook["url"]
+    assert stored["deliver"][0]["headers"]["Authorization"] == "Bearer hdr-secret"
+
+    # The list as GET shows it, edited: hidden values are kept, changed ones replaced.
+    deliver = shown["deliver"]
+    deliver[0]["headers"]["X-Team"] = "news-desk"
+    deliver[0]["timeout_s"] = 30
+    patched = client.patch(
+        "/v1/schedules/news",
+        json={"deliver": deliver, "options": {"key_points": 5}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert patched.status_code == 200, patched.text
+    stored = service.store.schedules.get("news").definition
+    [webhook] = stored["deliver"]
+    assert webhook["url"] == hook["url"]
+    assert webhook["headers"] == {
+        "Authorization": "Bearer hdr-secret",
+        "Accept": "application/json",
+        "X-Team": "news-desk",
+    }
+    assert webhook["timeout_s"] == 30
+    assert stored["options"]["key_points"] == 5
+    assert stored["cron"] == "30 6 * * 1-5"
+    assert "hdr-secret" not in patched.text
+    assert "tok3nSecret" not in patched.text
+
+    # null removes a field (back to its default); bad values name the field; no renames.
+    patched = client.patch("/v1/schedules/news", json={"options": None})
+    assert patched.status_code == 200, patched.text
+    options = service.store.schedules.get("news").definition["options"]
+    assert options == BriefingOptions().model_dump(mode="json")
+    message = _invalid(
+        client.patch("/v1/schedules/news", json={"cron": "61 * * * *"}), "body", "cron"
+    )
+    assert "minute" in message
+    _invalid(client.patch("/v1/schedules/news", json={"name": "other"}), "body", "name")
+    _problem(client.patch("/v1/schedules/nope", json={"cron": "0 8 * * *"}), 404, "not-found")
+    _invalid(client.patch("/v1/schedules/news", json=["not", "an", "object"]), "body")
+    # Nothing of the refused patches was stored.
+    assert service.store.schedules.get("news").definition["cron"] == "30 6 * * 1-5"
+
+
 def test_the_api_key_guards_the_schedules(make_service: MakeService) -> None:
     service = make_service(api_keys=API_KEY)
     client = service.client
@@ -346,6 +413,7 @@ def test_the_api_key_guards_the_schedules(make_service: MakeService) -> None:
         ("POST", "/v1/schedules"),
         ("GET", "/v1/schedules/news"),
         ("PUT", "/v1/schedules/news"),
+        ("PATCH", "/v1/schedules/news"),
         ("DELETE", "/v1/schedules/news"),
         ("GET", "/v1/schedules/news/runs"),
         ("POST", "/v1/schedules/news/run"),

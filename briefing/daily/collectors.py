@@ -5,13 +5,19 @@
 an error message in the result, never an exception: the others are still collected.
 Fetching, HTML extraction (trafilatura) and feed parsing (feedparser) are imported on first
 use, so loading schedules stays fast.
+
+A folder's files are those its glob matches that resolve (symlinks followed, `..` folded)
+to a place inside the folder: a link out of it is refused with an error naming it. Feed
+entries are fetched several at a time, a few per host.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -182,6 +188,9 @@ class _Run:
         self._owns_fetcher = fetcher is None
         self._ids: set[str] = set()
         self._host_failures: dict[str, int] = {}
+        # Feed entries are fetched on threads: these guard what the threads share.
+        self._lock = threading.Lock()
+        self._host_slots: dict[str, threading.BoundedSemaphore] = {}
 
     @property
     def fetcher(self) -> Fetcher:
@@ -192,46 +201,60 @@ class _Run:
         return self._fetcher
 
     def fetch(self, url: str, **options: Any) -> Fetched:
-        """Fetch through the fetcher, skipping hosts that keep failing in this collection."""
+        """Fetch through the fetcher, at most `fetch_per_host` at once a host, skipping
+        hosts that keep failing in this collection (judged once a slot is free, so the
+        pages waiting behind failing ones are skipped, not sent)."""
         host = (urlsplit(url).hostname or "").lower()
-        if self._host_failures.get(host, 0) >= _HOST_FAILURES:
-            from briefing.urls import redact_url
-
-            raise FetchError(
-                f"{redact_url(url)}: skipped: {host} failed {_HOST_FAILURES} times in this run",
-                url=redact_url(url),
-                kind="skipped",
+        with self._lock:
+            slot = self._host_slots.setdefault(
+                host, threading.BoundedSemaphore(self.settings.fetch_per_host)
             )
-        try:
-            return self.fetcher.fetch(url, **options)
-        except FetchError as exc:
-            if exc.kind in ("timeout", "connect"):
-                self._host_failures[host] = self._host_failures.get(host, 0) + 1
-            raise
+        with slot:
+            with self._lock:
+                failures = self._host_failures.get(host, 0)
+            if failures >= _HOST_FAILURES:
+                from briefing.urls import redact_url
+
+                raise FetchError(
+                    f"{redact_url(url)}: skipped: {host} failed {_HOST_FAILURES} times in "
+                    "this run",
+                    url=redact_url(url),
+                    kind="skipped",
+                )
+            try:
+                return self.fetcher.fetch(url, **options)
+            except FetchError as exc:
+                if exc.kind in ("timeout", "connect"):
+                    with self._lock:
+                        self._host_failures[host] = self._host_failures.get(host, 0) + 1
+                raise
 
     def close(self) -> None:
         if self._owns_fetcher and self._fetcher is not None:
             self._fetcher.close()
 
-    def fail(self, label: str, reason: str) -> None:
-        self.result.errors.append(f"{label}: {reason}")
+    def fail(self, label: str, reason: str, errors: list[str] | None = None) -> None:
+        (self.result.errors if errors is None else errors).append(f"{label}: {reason}")
 
     @contextmanager
-    def attempt(self, label: str, url: str | None, *, prefix: str = "") -> Iterator[None]:
-        """Turn the failure of one source into an error message; the store's are raised."""
+    def attempt(
+        self, label: str, url: str | None, *, prefix: str = "", errors: list[str] | None = None
+    ) -> Iterator[None]:
+        """Turn the failure of one source into an error message (in `errors` when given,
+        else the collection's); the store's are raised."""
         try:
             yield
         except StoreError:
             raise
         except (FetchError, UserError) as exc:
-            self.fail(label, prefix + _without(exc, url))
+            self.fail(label, prefix + _without(exc, url), errors)
         except Exception as exc:
             # A bug, or a library's surprise on odd input, must not cost the other sources.
             _log.exception("collecting %s failed", label)
             reason = f"{prefix}unexpected {type(exc).__name__}"
             if detail := str(exc).strip():
                 reason += f" ({detail.splitlines()[0][:200]})"
-            self.fail(label, reason)
+            self.fail(label, reason, errors)
 
     def add(self, collected: Collected) -> None:
         # The same text through two specs (or two feed entries) is one source of the briefing.
@@ -262,8 +285,10 @@ class _Run:
             raise SourceError(f"invalid glob {spec.glob!r} ({exc})") from None
         if not files:
             raise SourceError(f"no file in {folder} matches {spec.glob!r}")
+        root = folder.resolve()
         for path in files:
             with self.attempt(label, None):
+                _inside(path, root)
                 self.add(self.file(path, label))
 
     def file(self, path: Path, label: str) -> Collected:
@@ -321,7 +346,6 @@ class _Run:
     # ------------------------------------------------------------ feed
 
     def feed(self, spec: FeedSpec) -> None:
-        from briefing.urls import redact_url
 
         url = str(spec.url)
         label = describe(spec)
@@ -347,9 +371,31 @@ class _Run:
         self.store.fetch_state.put(
             _state(url, fetched, self.now, entries=[e.model_dump(mode="json") for e in entries])
         )
-        for entry in entries:
-            with self.attempt(label, entry.url, prefix=f"entry {redact_url(entry.url)}: "):
-                self.add(self.page(entry.url, label, hints=entry))
+        self.pages(entries, label)
+
+    def pages(self, entries: list[FeedEntry], label: str) -> None:
+        """Collect the entries' pages, several at once (BRIEFING_FETCH_CONCURRENCY, at most
+        BRIEFING_FETCH_PER_HOST a host); results and errors in the entries' order."""
+        from briefing.urls import redact_url
+
+        def one(entry: FeedEntry) -> tuple[Collected | None, list[str]]:
+            errors: list[str] = []
+            with self.attempt(
+                label, entry.url, prefix=f"entry {redact_url(entry.url)}: ", errors=errors
+            ):
+                return self.page(entry.url, label, hints=entry), errors
+            return None, errors
+
+        workers = min(self.settings.fetch_concurrency, len(entries))
+        if workers <= 1:
+            done = [one(entry) for entry in entries]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+                done = list(pool.map(one, entries))
+        for collected, errors in done:
+            if collected is not None:
+                self.add(collected)
+            self.result.errors.extend(errors)
 
     def entries(self, fetched: Fetched, spec: FeedSpec, label: str) -> list[FeedEntry]:
         """The first `max_entries` entries of a fetched feed that have a link, links absolute."""
@@ -446,6 +492,16 @@ def _state(
         entries=entries,
         fetched_at=now,
     )
+
+
+def _inside(path: Path, root: Path) -> None:
+    """Refuse a file that is, once links are followed, outside the folder `root`."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:  # a dangling link, a link loop
+        raise SourceError(f"{path}: cannot be resolved ({exc})") from None
+    if not real.is_relative_to(root):
+        raise SourceError(f"{path}: links to {real}, outside the folder {root}; not read")
 
 
 def _struct_time(value: object) -> datetime | None:

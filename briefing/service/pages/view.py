@@ -69,6 +69,29 @@ class DisagreementView:
     claims: list[ClaimView]
 
 
+@dataclass(frozen=True)
+class UpdateView:
+    """One updated fact: the earlier claim, the later one, and what differs."""
+
+    before: ClaimView
+    after: ClaimView
+    conflicts: list[str]
+
+
+@dataclass(frozen=True)
+class ChangesView:
+    """What changed since an earlier briefing."""
+
+    since: str
+    since_date: str
+    empty: bool
+    new: list[ClaimView]
+    updated: list[UpdateView]
+    dropped: list[ClaimView]
+    unchanged: int
+    sources: list[tuple[str, str, str | None]]
+
+
 @dataclass
 class BriefingView:
     """A briefing as its page shows it."""
@@ -87,6 +110,8 @@ class BriefingView:
     disagreements: list[DisagreementView]
     single_source: list[ClaimView]
     warnings: list[str] = field(default_factory=list)
+    changes: ChangesView | None = None
+    earlier_sources: list[tuple[int, Source]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -100,6 +125,12 @@ class SourceView:
     after: str
 
 
+def _all_sources(briefing: Briefing) -> list[Source]:
+    """The briefing's sources, then the earlier briefing's that its changes cite."""
+    earlier = briefing.changes.since_sources if briefing.changes is not None else []
+    return [*briefing.sources, *earlier]
+
+
 def _score(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
@@ -108,8 +139,10 @@ class _Linker:
     """Chips of one briefing's page (source numbers worked out once, not per chip)."""
 
     def __init__(self, briefing: Briefing, page_id: str) -> None:
-        self.sources = briefing.sources
-        self.numbers = {s.id: n for n, s in enumerate(briefing.sources, start=1)}
+        self.sources = _all_sources(briefing)
+        self.numbers: dict[str, int] = {}
+        for n, source in enumerate(self.sources, start=1):
+            self.numbers.setdefault(source.id, n)
         self.base = f"/briefings/{quote(page_id, safe='')}/sources"
 
     def chips(self, citations: Sequence[Citation]) -> list[Chip]:
@@ -184,14 +217,36 @@ def briefing_view(briefing: Briefing, page_id: str) -> BriefingView:
         ],
         single_source=single,
         warnings=list(briefing.warnings),
+        changes=_changes(links, briefing),
+        earlier_sources=list(enumerate(links.sources, start=1))[len(briefing.sources) :],
+    )
+
+
+def _changes(links: _Linker, briefing: Briefing) -> ChangesView | None:
+    changes = briefing.changes
+    if changes is None:
+        return None
+    return ChangesView(
+        since=changes.since,
+        since_date=changes.since_date.strftime("%Y-%m-%d %H:%M UTC"),
+        empty=changes.empty,
+        new=[_claim(links, c) for c in changes.new],
+        updated=[
+            UpdateView(_claim(links, u.before), _claim(links, u.after), list(u.conflicts))
+            for u in changes.updated
+        ],
+        dropped=[_claim(links, c) for c in changes.dropped],
+        unchanged=changes.unchanged,
+        sources=[(s.status, s.title, s.path) for s in changes.sources if s.status != "unchanged"],
     )
 
 
 def source_view(briefing: Briefing, number: int, start: int | None, end: int | None) -> SourceView:
     """Source `number` (1-based) of `briefing`, with [start, end) marked when given."""
-    if not 1 <= number <= len(briefing.sources):
+    sources = _all_sources(briefing)
+    if not 1 <= number <= len(sources):
         raise NotFoundError(f"briefing {briefing.id} has no source {number}")
-    source = briefing.sources[number - 1]
+    source = sources[number - 1]
     text = source.text
     if start is None and end is None:
         return SourceView(number, source, text, "", "")

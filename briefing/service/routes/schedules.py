@@ -13,8 +13,9 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, BeforeValidator, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
 
 from briefing.config import Settings
 from briefing.daily.runs import DefinedSchedule, RunOutcome, api_schedules, run_schedule
@@ -31,13 +32,13 @@ from briefing.store import (
     ScheduleRun,
     Store,
 )
-from briefing.urls import redact_url
+from briefing.urls import HIDDEN, redact_headers, redact_url
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 #: What a secret-bearing value (a webhook header's, a URL's credentials) is shown as.
-_HIDDEN = "***"
+_HIDDEN = HIDDEN
 
 
 def _iso_date(value: Any) -> Any:
@@ -197,7 +198,7 @@ def _hide_secrets(definition: dict[str, Any]) -> dict[str, Any]:
             spec = {
                 **spec,
                 "url": redact_url(spec["url"]),
-                "headers": dict.fromkeys(spec.get("headers", {}), _HIDDEN),
+                "headers": redact_headers(spec.get("headers", {})),
             }
         deliver.append(spec)
     shown["deliver"] = deliver
@@ -345,6 +346,104 @@ def put_schedule(
     if created:
         response.status_code = 201
         response.headers["Location"] = _location(name)
+    return _public(defined, store, datetime.now(UTC))
+
+
+def _merge(target: Any, patch: Any) -> Any:
+    """JSON Merge Patch (RFC 7396): objects merge key by key, null removes, the rest replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _merge(merged.get(key), value)
+    return merged
+
+
+def _keep_hidden(merged: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """Put the stored secrets back where the patch repeats them as GET shows them: a URL in
+    its redacted form, a header whose value is hidden. A client can GET, edit and PATCH."""
+
+    def restore(spec: Any, olds: list[Any]) -> Any:
+        if not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
+            return spec
+        same = [o for o in olds if isinstance(o, dict) and o.get("kind") == spec.get("kind")
+                and isinstance(o.get("url"), str) and redact_url(o["url"]) == spec["url"]]  # fmt: skip
+        if not same:
+            return spec
+        old = same[0]
+        spec = {**spec, "url": old["url"]} if spec["url"] != old["url"] else spec
+        headers = spec.get("headers")
+        if isinstance(headers, dict):
+            kept = old.get("headers") or {}
+            spec["headers"] = {k: kept.get(k, v) if v == _HIDDEN else v for k, v in headers.items()}
+        return spec
+
+    out = dict(merged)
+    for field in ("sources", "deliver"):
+        if isinstance(out.get(field), list):
+            olds = stored.get(field) or []
+            out[field] = [restore(spec, olds) for spec in out[field]]
+    return out
+
+
+@router.patch(
+    "/{name}",
+    response_model=SchedulePublic,
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/merge-patch+json": {"schema": {"type": "object"}}},
+            "description": "The fields to change (JSON Merge Patch); the rest stay.",
+        }
+    },
+)
+async def patch_schedule(
+    name: str, request: Request, store: StoreDep, settings: SettingsDep
+) -> SchedulePublic:
+    """Change some fields of a schedule defined through the API (JSON Merge Patch): the
+    others, hidden headers and URLs as GET shows them included, keep their stored values."""
+    try:
+        patch = await request.json()
+    except ValueError:
+        raise RequestValidationError(
+            [{"loc": ("body",), "msg": "expected a JSON object", "type": "json_invalid"}]
+        ) from None
+    if not isinstance(patch, dict):
+        raise RequestValidationError(
+            [{"loc": ("body",), "msg": "expected a JSON object", "type": "dict_type"}]
+        )
+    return await run_in_threadpool(_patch, name, patch, request, store, settings)
+
+
+def _patch(
+    name: str, patch: dict[str, Any], request: Request, store: Store, settings: Settings
+) -> SchedulePublic:
+    if _in_file(settings, name) is not None:
+        raise ConflictError(
+            f"schedule {name!r} is defined in the schedules file, which the API cannot change"
+        )
+    stored = store.schedules.get(name)
+    if patch.get("name", name) != name:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "name"),
+                    "msg": "a schedule cannot be renamed",
+                    "type": "value_error",
+                }
+            ]
+        )
+    merged = _keep_hidden(_merge(stored.definition, patch), stored.definition)
+    try:
+        body = ScheduleCreate.model_validate(merged)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
+    defined, _ = _store(body, settings, store, replace=True)
+    _reload(request)
     return _public(defined, store, datetime.now(UTC))
 
 
