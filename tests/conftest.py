@@ -1,4 +1,5 @@
-"""Shared fixtures: a fake OpenAI-compatible server and Settings aimed at it."""
+"""Shared fixtures: a fake OpenAI-compatible server and Settings aimed at it; a migrated
+store on each backend; an environment without BRIEFING_* variables."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_databases import BACKENDS, database_url
 
 from briefing.config import Settings
+from briefing.store import Store
+from briefing.store.migrations import upgrade
 from briefing.testing import FakeOpenAIServer
 
 #: A key-shaped string that tests check never leaks into messages or logs.
@@ -51,3 +55,28 @@ def llm_settings(
         return Settings(**values)
 
     return make
+
+
+@pytest.fixture
+def no_briefing_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BRIEFING_* variables of the developer's shell do not change what a test runs with
+    (the PostgreSQL URL of the tests excepted)."""
+    for name in list(os.environ):
+        if name.upper().startswith("BRIEFING_") and name != "BRIEFING_TEST_POSTGRES_URL":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database on each backend (PostgreSQL when configured)."""
+    with database_url(request.param, tmp_path) as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A Store over `store_url`, closed after the test."""
+    made = Store(store_url)
+    yield made
+    made.close()

@@ -8,7 +8,6 @@ SQLite, and on PostgreSQL when BRIEFING_TEST_POSTGRES_URL is set.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -18,7 +17,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import TEST_API_KEY, TEST_MODEL
-from store_databases import BACKENDS, database_url
 
 from briefing.cli import main
 from briefing.config import Settings
@@ -28,10 +26,11 @@ from briefing.daily.schedules import Schedule
 from briefing.faithfulness.checker import Checker
 from briefing.schema import Briefing, Changes, Citation, Claim, Source
 from briefing.store import Store
-from briefing.store.migrations import upgrade
 from briefing.testing import FakeOpenAIServer, RecordedRequest, Reply
 from briefing.text.segment import sentence_spans
 from briefing.text.sources import source_from_text
+
+pytestmark = pytest.mark.usefixtures("no_briefing_env")
 
 T0 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)  # 07:00 in Berlin
 
@@ -44,27 +43,6 @@ SNOW = "Heavy snow closed the main airport for six hours on Tuesday."
 
 _SENTENCE_LINE = re.compile(r"^\[?(S\d+)\]? (.*)$", re.MULTILINE)
 _CLAIM_LINE = re.compile(r"^\[?(C\d+)\]? (?:\([^)]*\) )?(.*)$", re.MULTILINE)
-
-
-@pytest.fixture(autouse=True)
-def _no_briefing_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("BRIEFING_") and name != "BRIEFING_TEST_POSTGRES_URL":
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with database_url(request.param, tmp_path) as url:
-        upgrade(url)
-        yield url
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    made = Store(store_url)
-    yield made
-    made.close()
 
 
 def _step(request: RecordedRequest) -> str:

@@ -6,10 +6,9 @@ Store-backed cases run on SQLite, and on PostgreSQL when BRIEFING_TEST_POSTGRES_
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from news_site import NewsSite
-from store_databases import BACKENDS, database_url
 from test_delivery import Reply, receiver  # noqa: F401  (the webhook receiver fixture)
 
 from briefing.cli import main
@@ -26,33 +24,12 @@ from briefing.daily.runs import REDELIVERY_DELAYS, retry_deliveries, run_schedul
 from briefing.daily.schedules import Schedule, load_schedules
 from briefing.schema import Briefing
 from briefing.store import Store
-from briefing.store.migrations import upgrade
+
+pytestmark = pytest.mark.usefixtures("no_briefing_env")
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 T0 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)  # 07:00 in Berlin
 DAY = date(2026, 11, 20)
-
-
-@pytest.fixture(autouse=True)
-def _no_briefing_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("BRIEFING_") and name != "BRIEFING_TEST_POSTGRES_URL":
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty database."""
-    with database_url(request.param, tmp_path) as url:
-        upgrade(url)
-        yield url
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    made = Store(store_url)
-    yield made
-    made.close()
 
 
 @pytest.fixture

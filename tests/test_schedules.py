@@ -561,3 +561,5 @@ def test_the_readme_example_loads(tmp_path: Path) -> None:
     assert loaded.name == "russia-us"
     assert loaded.options.key_points == 5
     assert [d.kind for d in loaded.deliver] == ["store", "dir", "webhook"]
+    assert loaded.deliver[2].content == "changes"  # type: ignore[union-attr]
+    assert loaded.scope == "new"

@@ -193,7 +193,9 @@ def test_file_schedules_are_listed_and_read_only(make_service: MakeService, tmp_
     from_file = client.get("/v1/schedules/from-file").json()
     assert (from_file["timezone"], from_file["created_at"]) == ("Europe/Berlin", None)
     # Paths as the file writes them; relative to the file's folder when they run.
-    assert from_file["deliver"] == [{"kind": "dir", "path": "out/", "formats": ["md"]}]
+    assert from_file["deliver"] == [
+        {"kind": "dir", "path": "out/", "formats": ["md"], "content": "full"}
+    ]
     body = service.schedule("from-file")
     _problem(client.post("/v1/schedules", json=body), 409, "conflict")
     assert (

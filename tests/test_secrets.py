@@ -9,7 +9,6 @@ webhook fail for good. Then everything the service says or keeps is searched for
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,34 +18,20 @@ import pytest
 from fastapi.testclient import TestClient
 from news_site import NewsSite
 from sqlalchemy import MetaData, select
-from store_databases import BACKENDS, database_url
 from test_delivery import Reply, receiver  # noqa: F401  (the webhook receiver fixture)
 
 from briefing.config import Settings
 from briefing.daily.runs import retry_deliveries, run_schedule, schedules_of
 from briefing.service import create_app
 from briefing.store import Store
-from briefing.store.migrations import upgrade
+
+pytestmark = pytest.mark.usefixtures("no_briefing_env")
 
 T0 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 HOOK_SECRET = "hk7Q2wSecretPath91"
 FEED_SECRET = "fd3ZtokenValue55x"
 HEADER_SECRET = "hdr8BearerValue4k"
 SECRETS = (HOOK_SECRET, FEED_SECRET, HEADER_SECRET)
-
-
-@pytest.fixture(autouse=True)
-def _no_briefing_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("BRIEFING_") and name != "BRIEFING_TEST_POSTGRES_URL":
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with database_url(request.param, tmp_path) as url:
-        upgrade(url)
-        yield url
 
 
 def _leaks(text: str) -> list[str]:
