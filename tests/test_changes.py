@@ -417,3 +417,29 @@ def test_changes_over_http(
         assert shown.status_code == 200, shown.text
         assert "<mark" in shown.text
         assert "5 billion" in shown.text
+
+
+def test_overlapping_runs_write_one_cache_entry_and_keep_the_first(store: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from briefing.pipeline.mapcache import CachedClaim
+
+    source = source_from_text(f"{REVENUE_5}\n", title="acme")
+    cite = Citation(source_id=source.id, start=0, end=len(REVENUE_5), quote=REVENUE_5)
+    first = [CachedClaim(text="first answer", citations=[cite])]
+    store.map_cache.put("k" * 64, source.id, first)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(
+            pool.map(
+                lambda n: store.map_cache.put(
+                    "k" * 64, source.id, [CachedClaim(text=f"answer {n}", citations=[cite])]
+                ),
+                range(16),
+            )
+        )
+        # And sixteen new keys at once, as sixteen jobs mapping sixteen sources would.
+        list(pool.map(lambda n: store.map_cache.put(f"{n:064d}", source.id, first), range(16)))
+    assert store.map_cache.get_many(["k" * 64]) == {"k" * 64: first}
+    assert store.map_cache.stats().entries == 17
+    assert store.map_cache.get_many(["missing", "\x00"]) == {}
+    assert store.map_cache.clear() == 17

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -25,7 +26,7 @@ from briefing.daily.fetch import (
     system_resolver,
 )
 from briefing.errors import BriefingError, FetchError
-from briefing.urls import canonical_url, redact_url
+from briefing.urls import canonical_url, redact_headers, redact_url, storage_key
 
 #: Only the one address the test server listens on.
 LOOPBACK_ONLY = "127.0.0.1/32"
@@ -354,3 +355,53 @@ def test_canonical_urls_are_stable_keys() -> None:
     assert canonical_url("http://example.org") == "http://example.org/"
     assert canonical_url("http://example.org:8080/x") == "http://example.org:8080/x"
     assert canonical_url("http://[::1]:80/x") == "http://[::1]/x"
+
+
+def test_a_lookup_that_hangs_gives_up_after_the_dns_timeout() -> None:
+    released = threading.Event()
+
+    def hanging(host: str, port: int) -> Sequence[str]:
+        released.wait(10)  # a system resolver stuck on an unanswered query
+        return ["127.0.0.1"]
+
+    try:
+        with (
+            fetcher(hanging, fetch_dns_timeout_s=0.2) as fetching,
+            pytest.raises(FetchError) as raised,
+        ):
+            fetching.fetch("http://slow-dns.example/")
+    finally:
+        released.set()
+    assert raised.value.kind == "connect"
+    assert "cannot resolve slow-dns.example" in str(raised.value)
+    assert "longer than 0.2 s" in str(raised.value)
+
+
+def test_redaction_hides_webhook_paths_credentials_and_header_values() -> None:
+    cases = {
+        "https://hooks.slack.com/services/T000/B000/XXXXsecret": "https://hooks.slack.com/services/***",
+        "https://discord.com/api/webhooks/123/tok-en": "https://discord.com/api/webhooks/***",
+        "https://org.webhook.office.com/webhookb2/abc@def/IncomingWebhook/x/y": (
+            "https://org.webhook.office.com/webhookb2/***"
+        ),
+        "https://u:p@news.example/2026/storm?ref=rss&api_key=k1&sig=s2": (
+            "https://news.example/2026/storm?ref=rss&api_key=***&sig=***"
+        ),
+        "https://news.example/world/hooked-on-tea": "https://news.example/world/hooked-on-tea",
+        "https://news.example/hooks/": "https://news.example/hooks/",
+    }
+    for url, shown in cases.items():
+        assert redact_url(url) == shown
+    assert redact_headers({"Authorization": "Bearer x", "X-Api-Key": "k", "Accept": "a/b"}) == {
+        "Authorization": "***",
+        "X-Api-Key": "***",
+        "Accept": "a/b",
+    }
+    # Storage keys hold digests of credentials: two tokens stay two keys, neither is kept.
+    one = storage_key("https://feeds.example/rss?token=alpha&lang=en")
+    two = storage_key("https://feeds.example/rss?token=beta&lang=en")
+    assert one != two
+    assert "alpha" not in one
+    assert "beta" not in two
+    assert one.endswith("&lang=en")
+    assert one == storage_key("HTTPS://Feeds.Example:443/rss?token=alpha&lang=en#x")
