@@ -57,7 +57,8 @@ class Settings(BaseSettings):
 
     model: str = Field(
         default=EXTRACTIVE,
-        description="'extractive' (no LLM), 'local/smollm2', or any litellm model string.",
+        description="'extractive' (no LLM), 'local/smollm2', 'local/<path.gguf>', 'local/NAME' "
+        "of local_models, or any litellm model string.",
     )
     models: str | None = Field(
         default=None,
@@ -245,6 +246,11 @@ class Settings(BaseSettings):
         "reach even though they are not public.",
     )
 
+    local_models: Path | None = Field(
+        default=None,
+        description="TOML file of local GGUF models: [models.NAME] tables with path, and "
+        "optionally context, threads, chat_format; run as local/NAME.",
+    )
     schedules_file: Path | None = Field(
         default=None,
         # The issue names the variable BRIEFING_SCHEDULES; populate_by_name keeps

@@ -409,3 +409,13 @@ def test_compare_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     result = run("compare", SEED_ARGS[0], str(tmp_path / "nope.txt"))
     assert result.exit_code == 2
     assert "nope.txt: no such file" in result.stderr
+
+
+def test_build_help_names_the_prompt_that_really_is_the_default() -> None:
+    from briefing.config import Settings
+
+    shown = run("build", "--help")
+    assert shown.exit_code == 0
+    text = " ".join(shown.output.split())
+    assert f"default {Settings.model_fields['prompt'].default}" in text
+    assert "local/<path to file.gguf>" in text

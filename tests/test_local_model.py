@@ -109,3 +109,82 @@ async def test_a_timeout_stops_generation_and_is_a_timeout_error(tmp_path: Path)
     patient = LLMClient(settings.model_copy(update={"timeout_s": 900}))
     result = await patient.structured(prompt, variables, MapOutput)
     assert isinstance(result.value, MapOutput)
+
+
+def _smollm2_file() -> str:
+    from briefing.models.local import MODELS, weights_path
+
+    return weights_path(MODELS["smollm2"])
+
+
+async def test_a_gguf_file_given_by_its_path_runs_end_to_end(tmp_path: Path) -> None:
+    from briefing.models import local
+
+    path = _smollm2_file()
+    model = f"local/{path}"
+    # A file by path has no defaults of its own: the settings SmolLM2 was evaluated with.
+    settings = Settings(
+        model=model,
+        map_prompt="extract-claims@1",
+        prompt="briefing@1",
+        chunk_tokens=1200,
+        call_log=tmp_path / "calls.db",
+        max_attempts=1,
+        timeout_s=900,
+    )
+    sources = load_sources([SEEDS / "004_922a7ff930af4547.txt"])
+    briefing = await build_briefing(sources, settings)
+    assert briefing.model == model
+    texts = {s.id: s.text for s in briefing.sources}
+    assert briefing.claims()
+    for claim in briefing.claims():
+        for c in claim.citations:
+            assert texts[c.source_id][c.start : c.end] == c.quote
+    rows = CallLog(settings.call_log_path).rows()
+    assert {r["model"] for r in rows} == {model}
+    assert all(r["error"] is None for r in rows)
+    # The window comes from the file's metadata (8192 tokens trained), and the weights are
+    # loaded once: the built-in name and the path share one warm instance.
+    resolved = local.resolve(path)
+    assert resolved.context_tokens == 8192
+    assert local._runner(resolved) is local._runner(local.MODELS["smollm2"])
+
+
+async def test_a_models_file_names_a_gguf_file_with_its_own_settings(tmp_path: Path) -> None:
+    from briefing.models.local import with_model_defaults
+
+    models = tmp_path / "models.toml"
+    models.write_text(
+        f"""
+[models.tiny]
+path = "{_smollm2_file()}"
+context = 4096
+threads = 1
+map_prompt = "extract-claims@1"
+prompt = "briefing@1"
+chunk_tokens = 1200
+""",
+        "utf-8",
+    )
+    settings = Settings(
+        model="local/tiny",
+        local_models=models,
+        call_log=tmp_path / "calls.db",
+        max_attempts=1,
+        timeout_s=900,
+    )
+    ready = with_model_defaults(settings)
+    assert (ready.map_prompt, ready.prompt, ready.chunk_tokens) == (
+        "extract-claims@1",
+        "briefing@1",
+        1200,
+    )
+    client = LLMClient(ready, CallLog(ready.call_log_path))
+    assert client.context_tokens() == 4096
+    prompt = PromptLibrary().get("extract-claims@1")
+    variables = {
+        "source_title": "Weather",
+        "sentences": [{"id": "S1", "text": "Heavy rain closed the coastal road on Monday."}],
+    }
+    result = await client.structured(prompt, variables, MapOutput)
+    assert isinstance(result.value, MapOutput)

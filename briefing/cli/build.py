@@ -16,11 +16,16 @@ from briefing.errors import BriefingError
 @click.option(
     "--model",
     "-m",
-    help="'extractive' (default, no LLM), 'local/smollm2', or any litellm model string "
-    "such as openai/gpt-4o-mini. Env: BRIEFING_MODEL.",
+    help="'extractive' (default, no LLM), 'local/smollm2', 'local/<path to file.gguf>', "
+    "'local/NAME' of BRIEFING_LOCAL_MODELS, or any litellm model string such as "
+    "openai/gpt-4o-mini. Env: BRIEFING_MODEL.",
 )
 @click.option("--api-base", help="Provider base URL (e.g. an OpenAI-compatible server).")
-@click.option("--prompt", help="Reduce prompt as NAME@VERSION (default briefing@1).")
+@click.option(
+    "--prompt",
+    help="Reduce prompt as NAME@VERSION (default briefing@2; local/smollm2 runs briefing@1). "
+    "Env: BRIEFING_PROMPT.",
+)
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write here, not stdout.")
 @click.option("--chunk-tokens", type=int, help="Tokens per map chunk.")

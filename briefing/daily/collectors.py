@@ -216,8 +216,7 @@ class _Run:
                 from briefing.urls import redact_url
 
                 raise FetchError(
-                    f"{redact_url(url)}: skipped: {host} failed {_HOST_FAILURES} times in "
-                    "this run",
+                    f"{redact_url(url)}: skipped: {host} failed {_HOST_FAILURES} times in this run",
                     url=redact_url(url),
                     kind="skipped",
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,24 +33,51 @@ def _installed(package: str) -> bool:
 
 
 def _local(settings: Settings) -> list[Engine]:
-    from briefing.models.local import INSTALL_HINT, MODELS, PROVIDER
+    """The built-in local models, the models file's, and the configured one if it is local
+    (a GGUF file by path); one that does not resolve is listed as unavailable, saying why."""
+    from briefing.errors import ConfigError
+    from briefing.models.local import INSTALL_HINT, PROVIDER, LocalModel, local_models, resolve
 
+    models: list[LocalModel | tuple[str, str]]
+    try:
+        models = list(local_models(settings))
+    except ConfigError as exc:
+        from briefing.models.local import MODELS
+
+        # The list still answers; a briefing that names one of the file's models fails
+        # with this same message.
+        logging.getLogger("briefing.engines").warning("local models file: %s", exc)
+        models = list(MODELS.values())
+    configured = settings.model.strip()
+    if configured.startswith(f"{PROVIDER}/") and all(
+        isinstance(m, tuple) or m.litellm_name != configured for m in models
+    ):
+        try:
+            models.append(resolve(configured.removeprefix(f"{PROVIDER}/"), settings.local_models))
+        except ConfigError as exc:
+            models.append((configured, str(exc)))
+    runtime = _installed("llama_cpp")
     engines = []
-    for name, model in MODELS.items():
-        installed = _installed("llama_cpp") and _installed(model.package)
-        model_id = f"{PROVIDER}/{name}"
+    for model in models:
+        if isinstance(model, tuple):
+            model_id, problem = model
+            available, note = False, problem
+        else:
+            model_id = model.litellm_name
+            available = runtime and (model.package is None or _installed(model.package))
+            note = (
+                f"runs on this machine's CPU ({model.context_tokens}-token window)"
+                if available
+                else INSTALL_HINT
+            )
         engines.append(
             Engine(
                 id=model_id,
                 kind="local",
                 roles=("briefing",),
                 default=settings.model == model_id,
-                available=installed,
-                note=(
-                    f"runs on this machine's CPU ({model.context_tokens}-token window)"
-                    if installed
-                    else INSTALL_HINT
-                ),
+                available=available,
+                note=note,
             )
         )
     return engines
