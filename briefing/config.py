@@ -113,6 +113,25 @@ class Settings(BaseSettings):
         default=None, description="SQLite file of model calls; <data dir>/calls.db when unset."
     )
     log_calls: bool = True
+    log_call_content: bool = Field(
+        default=True,
+        description="Keep each call's messages and answer in the call log (secrets "
+        "redacted), for `briefing calls show`; off keeps only its figures.",
+    )
+    reasks: int = Field(
+        default=1,
+        ge=0,
+        le=5,
+        description="Times an answer that does not match the schema is sent back with the "
+        "validation error before the call fails.",
+    )
+    response_format: Literal["auto", "json_schema", "json_object"] = Field(
+        default="auto",
+        description="How the output schema is asked for: 'json_schema' (the provider "
+        "enforces it), 'json_object' (JSON mode, the schema in the prompt), or 'auto' "
+        "(json_schema where litellm knows the model supports it, or for a local model; "
+        "json_object otherwise).",
+    )
     map_cache: bool = Field(
         default=True,
         description="Reuse the map step's claims of a source whose text, chunking, map "

@@ -143,10 +143,23 @@ class ProviderError(LLMError):
 
 
 class ModelOutputError(LLMError):
-    """The model answered, but not with output that fits the required schema, even after a re-ask."""
+    """The model answered, but not with output that fits the required schema, even after
+    its re-asks. `reason` says what was wrong with the last answer (invalid JSON, not the
+    schema, truncated at max_tokens, a refusal); `call_ids` are the call log's rows."""
 
-    def __init__(self, message: str, *, attempts: int, usage: Usage, last_output: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: int,
+        usage: Usage,
+        last_output: str,
+        reason: str = "",
+        call_ids: list[int] | None = None,
+    ) -> None:
         super().__init__(message)
         self.attempts = attempts
         self.usage = usage
         self.last_output = last_output
+        self.reason = reason
+        self.call_ids = call_ids or []

@@ -30,6 +30,10 @@ class Reply:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     error_message: str = "scripted error"
+    #: A refusal in the message's `refusal` field (structured outputs), with no content.
+    refusal: str | None = None
+    #: Prompt tokens the provider says it served from its cache.
+    cached_tokens: int | None = None
 
 
 @dataclass
@@ -159,21 +163,21 @@ def _completion(request: RecordedRequest, reply: Reply) -> dict[str, Any]:
         if reply.completion_tokens is not None
         else max(1, len(content) // 4)
     )
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if reply.refusal is not None:
+        message = {"role": "assistant", "content": None, "refusal": reply.refusal}
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    if reply.cached_tokens is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
     return {
         "id": f"chatcmpl-fake-{len(request.messages)}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": str(request.body.get("model", "fake")),
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": reply.finish_reason,
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason}],
+        "usage": usage,
     }

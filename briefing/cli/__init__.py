@@ -8,6 +8,7 @@ import click
 from briefing import __version__
 from briefing.cli.build import build
 from briefing.cli.cache import cache
+from briefing.cli.calls import calls
 from briefing.cli.check import check
 from briefing.cli.compare import compare
 from briefing.cli.daily import daily
@@ -25,5 +26,17 @@ def main() -> None:
     """Grounded briefings: every claim cites the exact source span it rests on."""
 
 
-for _command in (build, check, compare, diff, eval_command, prompts, db, serve, daily, cache):
+for _command in (
+    build,
+    check,
+    compare,
+    diff,
+    eval_command,
+    prompts,
+    db,
+    serve,
+    daily,
+    cache,
+    calls,
+):
     main.add_command(_command)

@@ -30,6 +30,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX calls_created_at ON calls (created_at);
     """,
+    # What was asked and answered, so a call can be diagnosed after the fact; and the
+    # provider's prompt-cache hits.
+    """
+    ALTER TABLE calls ADD COLUMN messages TEXT;
+    ALTER TABLE calls ADD COLUMN response TEXT;
+    ALTER TABLE calls ADD COLUMN cached_tokens INTEGER;
+    """,
 )
 
 
@@ -48,6 +55,13 @@ class CallRecord:
     cost_usd: float | None = None
     finish_reason: str | None = None
     error: str | None = None
+    #: The request's chat messages and the answer's text (None when content logging is off).
+    messages: list[dict[str, Any]] | None = None
+    response: str | None = None
+    #: Prompt tokens the provider served from its prompt cache, when it says.
+    cached_tokens: int | None = None
+    #: The row id, once a CallLog has recorded the call.
+    id: int | None = None
 
 
 class CallRecorder(Protocol):
@@ -101,14 +115,21 @@ class CallLog:
                     raise
 
     def record(self, call: CallRecord) -> None:
-        """Append one call."""
+        """Append one call, and set its `id`."""
         row = asdict(call)
+        del row["id"]
         row["parameters"] = json.dumps(call.parameters, sort_keys=True, default=str)
+        if call.messages is not None:
+            row["messages"] = json.dumps(call.messages, ensure_ascii=False)
         row["created_at"] = datetime.now(UTC).isoformat()
         columns = ", ".join(row)
         marks = ", ".join(f":{key}" for key in row)
         with self._lock:
-            self._conn.execute(f"INSERT INTO calls ({columns}) VALUES ({marks})", row)  # noqa: S608
+            cursor = self._conn.execute(
+                f"INSERT INTO calls ({columns}) VALUES ({marks})",  # noqa: S608
+                row,
+            )
+            call.id = cursor.lastrowid
 
     def rows(self) -> list[dict[str, Any]]:
         """All calls, oldest first."""
@@ -116,6 +137,51 @@ class CallLog:
             cursor = self._conn.execute("SELECT * FROM calls ORDER BY id")
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+    def recent(
+        self,
+        *,
+        limit: int = 20,
+        model: str | None = None,
+        prompt: str | None = None,
+        errors_only: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The latest calls first, without their messages and answers."""
+        where, args = [], []
+        if model is not None:
+            where.append("model = ?")
+            args.append(model)
+        if prompt is not None:
+            where.append("(prompt = ? OR prompt LIKE ?)")
+            args += [prompt, f"{prompt}@%"]
+        if errors_only:
+            where.append("error IS NOT NULL")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        # Only fixed column names and placeholders go into the text; values are bound.
+        columns = (
+            "id, created_at, prompt, model, attempt, input_tokens, output_tokens, "
+            "cached_tokens, cost_usd, latency_ms, finish_reason, error, "
+            "response IS NOT NULL AS has_content"
+        )
+        query = f"SELECT {columns} FROM calls {clause} ORDER BY id DESC LIMIT ?"  # noqa: S608
+        with self._lock:
+            cursor = self._conn.execute(query, [*args, limit])
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+    def get(self, call_id: int) -> dict[str, Any] | None:
+        """One call with everything recorded of it (messages parsed), or None."""
+        with self._lock:
+            cursor = self._conn.execute("SELECT * FROM calls WHERE id = ?", (call_id,))
+            names = [d[0] for d in cursor.description]
+            found = cursor.fetchone()
+        if found is None:
+            return None
+        row = dict(zip(names, found, strict=True))
+        for key in ("parameters", "messages"):
+            if row.get(key):
+                row[key] = json.loads(row[key])
+        return row
 
     def close(self) -> None:
         """Close the database connection."""

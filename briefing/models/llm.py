@@ -135,27 +135,40 @@ class LLMClient:
     ) -> Completion[T]:
         """Render `prompt`, call the model, and validate its JSON answer as `response_model`.
 
-        Transport failures are retried with backoff; an answer that does not validate gets
-        one re-ask quoting the validation error. Raises ProviderError or ModelOutputError.
+        Transport failures are retried with backoff; an answer that does not validate is
+        sent back with the validation error up to `settings.reasks` times. Raises
+        ProviderError, or ModelOutputError naming the last answer's fault and the calls.
         """
         messages: list[dict[str, str]] = prompt.render(variables)
         usage = Usage()
         attempts = 0
         raw = ""
-        for reask in range(2):
-            raw, finish_reason, call_usage, requests = await self._request(prompt, messages)
+        call_ids: list[int] = []
+        reasks = self.settings.reasks
+        for reask in range(reasks + 1):
+            raw, finish_reason, call_usage, requests = await self._request(
+                prompt, messages, call_ids
+            )
             usage += call_usage
             attempts += requests
             try:
                 value = _parse(raw, finish_reason, response_model)
             except _InvalidOutput as invalid:
-                if reask:
+                if reask == reasks:
+                    after = (
+                        f"after {reasks} re-ask{'s' * (reasks != 1)}"
+                        if reasks
+                        else "with no re-ask"
+                    )
+                    calls = f" (calls {', '.join(map(str, call_ids))})" if call_ids else ""
                     raise ModelOutputError(
-                        f"{self.model} gave invalid output for {prompt.label} after a re-ask: "
-                        f"{invalid.reason}",
+                        f"{self.model} gave invalid output for {prompt.label} {after}: "
+                        f"{invalid.reason}{calls}",
                         attempts=attempts,
                         usage=usage,
                         last_output=raw,
+                        reason=invalid.reason,
+                        call_ids=list(call_ids),
                     ) from None
                 messages = [
                     *messages,
@@ -173,16 +186,26 @@ class LLMClient:
             "type": "json_schema",
             "json_schema": {"name": prompt.name.replace("-", "_"), "schema": prompt.output_schema},
         }
-        try:
-            supports_schema = litellm.supports_response_schema(model=self.model)
-        except Exception:
-            supports_schema = False
-        # Providers without JSON-schema support still get JSON mode; the prompt states the shape.
-        params["response_format"] = schema_format if supports_schema else {"type": "json_object"}
+        choice = self.settings.response_format
+        if choice == "auto":
+            try:
+                supports_schema = bool(litellm.supports_response_schema(model=self.model))
+            except Exception:
+                supports_schema = False
+            choice = "json_schema" if supports_schema else "json_object"
+        # Providers without JSON-schema support still get JSON mode; the prompt states the
+        # shape. An OpenAI-compatible server that enforces schemas (llama.cpp's, vLLM,
+        # Ollama) is asked with BRIEFING_RESPONSE_FORMAT=json_schema.
+        params["response_format"] = (
+            schema_format if choice == "json_schema" else {"type": "json_object"}
+        )
         return params
 
     async def _request(
-        self, prompt: PromptTemplate, messages: list[dict[str, str]]
+        self,
+        prompt: PromptTemplate,
+        messages: list[dict[str, str]],
+        call_ids: list[int] | None = None,
     ) -> tuple[str, str | None, Usage, int]:
         from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
@@ -191,7 +214,7 @@ class LLMClient:
 
         async def attempt() -> tuple[str, str | None, Usage]:
             state["attempt"] += 1
-            return await self._send(prompt, messages, params, state["attempt"])
+            return await self._send(prompt, messages, params, state["attempt"], call_ids)
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.max_attempts),
@@ -234,10 +257,12 @@ class LLMClient:
         messages: list[dict[str, str]],
         params: dict[str, Any],
         attempt: int,
+        call_ids: list[int] | None = None,
     ) -> tuple[str, str | None, Usage]:
         litellm = self.litellm
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.settings.max_concurrency)
+        content_logged = self.settings.log_call_content
         record = CallRecord(
             prompt=prompt.label,
             prompt_sha256=prompt.sha256,
@@ -245,6 +270,9 @@ class LLMClient:
             parameters=_loggable(params),
             attempt=attempt,
             latency_ms=0.0,
+            messages=[{"role": m["role"], "content": self._redact(m["content"])} for m in messages]
+            if content_logged
+            else None,
         )
         error: ProviderError | None
         async with self._semaphore:
@@ -269,10 +297,15 @@ class LLMClient:
                 error = None
                 record.latency_ms = (time.perf_counter() - started) * 1000
         if error is not None:
-            await self._log(record)
+            await self._log(record, call_ids)
             raise error
         choice = response.choices[0]
         content = choice.message.content or ""
+        finish_reason = choice.finish_reason
+        refusal = getattr(choice.message, "refusal", None)
+        if refusal and not content.strip():
+            # Structured outputs: a refusal comes in its own field, with no content.
+            content, finish_reason = str(refusal), "refusal"
         usage_obj = getattr(response, "usage", None)
         input_tokens = int(getattr(usage_obj, "prompt_tokens", 0) or 0)
         output_tokens = int(getattr(usage_obj, "completion_tokens", 0) or 0)
@@ -283,18 +316,30 @@ class LLMClient:
         record.input_tokens = input_tokens
         record.output_tokens = output_tokens
         record.cost_usd = cost
-        record.finish_reason = choice.finish_reason
-        await self._log(record)
+        record.finish_reason = finish_reason
+        record.cached_tokens = _cached_tokens(usage_obj)
+        if content_logged:
+            record.response = self._redact(content)
+        await self._log(record, call_ids)
         usage = Usage(
             calls=1, input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost
         )
-        return content, choice.finish_reason, usage
+        return content, finish_reason, usage
 
-    async def _log(self, record: CallRecord) -> None:
+    async def _log(self, record: CallRecord, call_ids: list[int] | None = None) -> None:
         if self.call_log is not None:
             # A commit to the SQLite log takes milliseconds; on a worker thread it does not
             # hold up the event loop, which meanwhile sends and reads the other requests.
             await asyncio.to_thread(self.call_log.record, record)
+        if call_ids is not None and record.id is not None:
+            call_ids.append(record.id)
+
+    def _redact(self, text: str) -> str:
+        """`text` without the API key or anything shaped like a key or bearer token."""
+        if self._secret:
+            text = text.replace(self._secret, "***")
+        text = re.sub(r"\bsk-[A-Za-z0-9_\-]{8,}", "sk-***", text)
+        return re.sub(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}", r"\1 ***", text)
 
     def _translate(self, exc: Exception) -> ProviderError:
         """Map a litellm (or provider SDK) exception onto ProviderError."""
@@ -345,6 +390,15 @@ class LLMClient:
         return text[:_MAX_ERROR_CHARS] + ("…" if len(text) > _MAX_ERROR_CHARS else "")
 
 
+def _cached_tokens(usage: Any) -> int | None:
+    """Prompt tokens served from the provider's cache (OpenAI's and Anthropic's fields)."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None)
+    if cached is None:
+        cached = getattr(usage, "cache_read_input_tokens", None)
+    return int(cached) if isinstance(cached, int | float) else None
+
+
 def _loggable(params: dict[str, Any]) -> dict[str, Any]:
     # The schema is part of the prompt (and its hash); logging it again per call is noise.
     return {k: ("json_schema" if k == "response_format" else v) for k, v in params.items()}
@@ -361,6 +415,17 @@ def _retry_after(exc: Exception) -> float | None:
 
 
 def _parse(raw: str, finish_reason: str | None, model: type[T]) -> T:
+    if finish_reason == "refusal":
+        raise _InvalidOutput(
+            f"the model refused: {' '.join(raw.split())[:200]}",
+            "Please answer the task with a JSON object that matches the schema.",
+        )
+    if finish_reason == "content_filter":
+        raise _InvalidOutput(
+            "the provider's content filter stopped the answer (finish_reason=content_filter)",
+            "Your answer was stopped by a content filter. Answer again with a JSON object that "
+            "matches the schema, quoting only what the task needs.",
+        )
     if finish_reason == "length":
         raise _InvalidOutput(
             "output truncated at the max_tokens limit (finish_reason=length)",

@@ -172,6 +172,8 @@ class MapReduce:
         self.warnings: list[str] = []
         self.used: list[PromptTemplate] = []
         self._order: dict[str, int] = {}
+        self._map_requests = 0
+        self._map_failures: list[str] = []
 
     async def run(self, sources: list[Source]) -> Briefing:
         """Map every chunk, condense until the claims fit, then reduce."""
@@ -179,6 +181,13 @@ class MapReduce:
         self._order = {s.id: n for n, s in enumerate(sources)}
         claims = await self._map(sources, labels)
         if not claims:
+            if self._map_requests and len(self._map_failures) == self._map_requests:
+                # The real cause, per request: invalid output after the re-asks, truncation
+                # at max_tokens, a refusal; with the call log's ids to look them up.
+                raise LLMError(
+                    f"every map request failed ({len(self._map_failures)} of "
+                    f"{self._map_requests}): " + "; ".join(self._map_failures[:5])
+                )
             raise LLMError(
                 "the model extracted no claim with a valid citation from any source; "
                 "see the warnings: " + "; ".join(self.warnings[-5:])
@@ -275,6 +284,7 @@ class MapReduce:
             except ModelOutputError as exc:
                 self.usage += exc.usage
                 self.warnings.append(f"{where} skipped: {exc}")
+                self._map_failures.append(f"{where}: {exc}")
                 failed.update(d.source.id for d in pack)
                 return []
             except BaseException:
@@ -309,6 +319,7 @@ class MapReduce:
                     nonlocal pending, pending_tokens, pending_claims, total
                     tasks.append(group.create_task(one(pending)))
                     total += 1
+                    self._map_requests += 1
                     pending, pending_tokens, pending_claims = [], 0, 0
 
                 for source in sources:
