@@ -138,13 +138,17 @@ async def test_two_bad_answers_fail_the_briefing_naming_the_invalid_output(
     fake_server: FakeOpenAIServer, llm_settings: MakeSettings
 ) -> None:
     settings = llm_settings()
-    fake_server.queue(Reply(content="not json"), Reply(content="{still not json"))
+    # Two bad answers to the request and its re-ask; the source, left with no claim, is
+    # mapped again in a smaller request, answered as badly.
+    fake_server.queue(*[Reply(content="not json"), Reply(content="{still not json")] * 2)
     with pytest.raises(LLMError) as raised:
         await build_briefing(load_sources([SEEDS / "000_1108ccf958a2eb64.txt"]), settings)
     message = str(raised.value)
-    assert message.startswith("every map request failed (1 of 1)")
+    assert len(fake_server.requests) == 4
+    assert message.startswith("every map request failed (2 of 2)")
     assert "gave invalid output for extract-claims@2 after 1 re-ask: not valid JSON" in message
     assert "(calls 1, 2)" in message
+    assert "(calls 3, 4)" in message
 
 
 @pytest.mark.parametrize(

@@ -23,9 +23,11 @@ from briefing.models.llm import LLMClient, litellm_module
 from briefing.models.prompts import PromptLibrary, PromptTemplate, default_prompts_dir
 from briefing.models.tokens import count_tokens
 from briefing.pipeline.build import build_briefing, load_sources
+from briefing.pipeline.extractive import is_statement
 from briefing.pipeline.mapreduce import MapOutput
 from briefing.schema import Briefing
 from briefing.testing import FakeOpenAIServer, RecordedRequest, Reply
+from briefing.text.segment import segment
 
 #: What the `llm_settings` fixture of conftest.py configures.
 TEST_API_KEY = "sk-test-not-a-real-key"
@@ -510,17 +512,25 @@ async def test_build_briefing_keeps_only_citations_of_ids_the_model_was_shown(
 
     # The ghost claim cites nothing that exists, so the reduce step never sees it.
     claims_shown = _claim_lines(reduce)
-    assert len(claims_shown) == len(maps)
+    # One claim per distinct first sentence that states something: a claim citing only a
+    # headline is dropped, and a source that yields too little is mapped again (the same
+    # first sentence again, one claim).
+    statements = {x.text for src in sources for x in segment(src) if is_statement(x, src)}
+    assert len(claims_shown) == len({s for s in first_sentences if s in statements})
     assert "Ghost claim from nowhere" not in reduce.messages[1]["content"]
 
     _assert_exact_citations(briefing)
     for claim in briefing.claims():
         [citation] = claim.citations  # C1/C2 each rest on one S1; S9999 and C404 add none
         assert citation.quote in first_sentences
+        assert claim.score is not None
+        if claim.text.startswith("The source says: "):
+            # A map claim added so that its source is represented: it quotes its citation.
+            assert claim.verdict == "supported"
+            continue
         # "Summary point" and the like say nothing their citation says: the checker must
         # not pass them.
         assert claim.verdict in ("unsupported", "contradicted")
-        assert claim.score is not None
         assert claim.score < lexical.THRESHOLD
 
     texts = [c.text for c in briefing.claims()]
@@ -531,8 +541,11 @@ async def test_build_briefing_keeps_only_citations_of_ids_the_model_was_shown(
     assert f"The source says: {summary.citations[0].quote}" == claims_shown["C1"]
     assert summary.citations[0].source_id == sources[0].id
     assert summary.citations[0].start == min(c.start for c in summary.citations)
-    assert [c.text for c in briefing.key_points] == ["Second point"]
-    assert f"The source says: {briefing.key_points[0].citations[0].quote}" == claims_shown["C2"]
+    # A source the reduce cited nothing of gets its first claim as a key point, said so.
+    first, *added = briefing.key_points
+    assert first.text == "Second point"
+    assert len(added) == sum("so that every source is represented" in w for w in briefing.warnings)
+    assert f"The source says: {first.citations[0].quote}" == claims_shown["C2"]
     [disagreement] = briefing.disagreements
     assert [c.text for c in disagreement.claims] == ["Side one", "Side two"]
 
@@ -619,7 +632,16 @@ async def test_map_requests_hold_sources_up_to_the_chunk_budget_each_source_once
         path = tmp_path / f"note{n:02}.txt"
         path.write_text(f"Note {n} reports that the depot {n} reopened on Monday.", "utf-8")
         paths.append(path)
-    fake_server.responder = _hallucinating_responder
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) == "map":
+            # A claim for every source of the pack: none is mapped again for yielding too
+            # little, so each source is shown once.
+            lines = _SENTENCE_LINE.findall(request.messages[1]["content"])
+            return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in lines]})
+        points = [{"text": t, "claim_ids": [c]} for c, t in _claim_lines(request).items()]
+        return _reply({"title": "Notes", "summary": points[:1], "key_points": points[1:]})
+
+    fake_server.responder = respond
     await build_briefing(
         load_sources(paths), llm_settings(chunk_tokens=100, chunk_overlap_tokens=10)
     )
@@ -736,22 +758,34 @@ async def test_claims_too_large_for_the_window_are_condensed_before_the_reduce(
     assert all(text.startswith("Merged ") for text in reduce_claims.values())
 
     _assert_exact_citations(briefing)
-    # Final C1 merged the first two extracted claims: it cites both of their sentences.
-    [first_batch] = [batch for batch in condensed if "C1" in batch]
-    assert reduce_claims["C1"] == "Merged C1 and C2"
+    # Final C1 merged the first two claims of the first batch (claims other sources back
+    # come first): it cites both of their sentences.
+    first_batch = condensed[0]
+    one, two = list(first_batch)[:2]
+    assert reduce_claims["C1"] == f"Merged {one} and {two}"
     [summary] = briefing.summary
-    assert [f"The source says: {c.quote}" for c in summary.citations] == [
-        first_batch["C1"],
-        first_batch["C2"],
-    ]
-    assert len(briefing.key_points) == len(reduce_claims)
+    assert sorted(f"The source says: {c.quote}" for c in summary.citations) == sorted(
+        [first_batch[one], first_batch[two]]
+    )
+    represented = [w for w in briefing.warnings if "so that every source is represented" in w]
+    assert len(briefing.key_points) == len(reduce_claims) + len(represented)
     assert [p.name for p in briefing.prompts] == ["extract-claims", "condense-claims", "briefing"]
     assert briefing.usage.calls == len(fake_server.requests)
-    # The fake's "Merged ..." texts say nothing their citations say; that is the only warning.
-    assert briefing.warnings == [
-        f"{len(briefing.claims())} claim(s) marked unsupported or contradicted by the checker "
-        f"({lexical.METHOD_NAME})"
+    # The fake's "Merged ..." texts say nothing their citations say; besides the notes of
+    # coverage (headlines dropped, a source mapped again), that is the only warning.
+    unsupported = [w for w in briefing.warnings if "marked unsupported" in w]
+    assert unsupported == [
+        f"{len(briefing.claims()) - len(represented)} claim(s) marked unsupported or "
+        f"contradicted by the checker ({lexical.METHOD_NAME})"
     ]
+    coverage = (
+        "cited only headlines",
+        "mapped again on its own",
+        "every source is represented",
+        "per-source quota",
+    )
+    others = [w for w in briefing.warnings if w not in unsupported]
+    assert all(any(kind in w for kind in coverage) for w in others), others
 
 
 # --- the CLI with --model and --api-base ----------------------------------------------------

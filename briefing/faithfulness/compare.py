@@ -140,6 +140,15 @@ class Comparer:
         self._quotes: dict[int, list[tuple[Quote, str]]] = {}
         self._support: dict[tuple[tuple[int, ...], str], _Support] = {}
 
+    def with_checker(self, checker: Checker) -> Comparer:
+        """The same sources and index, judged by another checker (an offline one to rank
+        many claims cheaply, where the briefing's own checker calls a judge)."""
+        other = Comparer.__new__(Comparer)
+        other.__dict__.update(self.__dict__)
+        other.checker = checker
+        other._support = {}
+        return other
+
     # ------------------------------------------------------------ entry points
 
     async def sentences(self) -> list[SentenceComparison]:

@@ -19,7 +19,7 @@ from briefing.pipeline.citations import citation_problems
 from briefing.pipeline.corroboration import corroborate
 from briefing.pipeline.mapcache import MapCache
 from briefing.pipeline.mapreduce import MapReduce, Progress
-from briefing.schema import Briefing, SentenceComparison, Source
+from briefing.schema import Briefing, Claim, Corroboration, SentenceComparison, Source
 from briefing.text.sources import load_source
 
 
@@ -78,19 +78,33 @@ async def build_briefing(
         settings = with_model_defaults(settings)
         client = LLMClient(settings, call_log)
         client.check_credentials()
-        engine = MapReduce(
-            settings,
-            client,
-            _CachedPromptLibrary(settings.prompts_dir),
-            progress,
-            cache=map_cache if settings.map_cache else None,
-        )
         # The sentence index of the comparison is built on a thread while the model calls
         # are out, not after them on the critical path.
         indexing = (
             asyncio.ensure_future(asyncio.to_thread(Comparer, sources, checker))
             if len(sources) > 1
             else None
+        )
+
+        async def backing(claims: list[Claim]) -> dict[str, Corroboration]:
+            # Before the reduce: which map claims another source backs, judged offline (a
+            # judge call per map claim is not worth it for a ranking).
+            assert indexing is not None
+            built = await indexing
+            ranking = (
+                built
+                if not checker.uses_judge
+                else built.with_checker(Checker(settings, "offline"))
+            )
+            return await ranking.claims(claims)
+
+        engine = MapReduce(
+            settings,
+            client,
+            _CachedPromptLibrary(settings.prompts_dir),
+            progress,
+            cache=map_cache if settings.map_cache else None,
+            backing=backing if indexing is not None else None,
         )
         try:
             briefing = await engine.run(sources)

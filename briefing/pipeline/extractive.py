@@ -146,9 +146,10 @@ class _Candidate:
     paragraph: int = 0
 
 
-def is_statement(sentence: Sentence, source: Source) -> bool:
+def is_statement(sentence: Sentence, source: Source, *, by_length: bool = True) -> bool:
     """Whether a sentence states something a briefing could claim: not a headline, byline,
-    dateline, question, quote introduction, link or remark about the article itself."""
+    dateline, question, quote introduction, link or remark about the article itself (nor,
+    with `by_length`, too short or too long to quote as a point)."""
     text = sentence.text.strip()
     line_start = source.text.rfind("\n", 0, sentence.start) + 1
     line_end = source.text.find("\n", sentence.end)
@@ -161,7 +162,7 @@ def is_statement(sentence: Sentence, source: Source) -> bool:
         or (_DATELINE.match(text) and len(_WORD.findall(_DATELINE.sub("", text))) < _MIN_WORDS)
         or _META.match(text)
         or _GARBLED.search(text)
-        or not _MIN_WORDS <= len(words) <= _MAX_WORDS
+        or (by_length and not _MIN_WORDS <= len(words) <= _MAX_WORDS)
     )
 
 

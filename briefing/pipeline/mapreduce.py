@@ -8,10 +8,11 @@ model was shown are reported in the warnings and removed.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import uuid
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
@@ -22,13 +23,29 @@ from briefing.models.llm import LLMClient
 from briefing.models.prompts import PromptLibrary, PromptTemplate, as_data
 from briefing.models.tokens import count_tokens
 from briefing.pipeline.chunking import Chunk, chunk_sentences
-from briefing.pipeline.citations import merge_citations, resolve_sentence_ids
+from briefing.pipeline.citations import (
+    merge_citations,
+    normalize_sentence_id,
+    resolve_sentence_ids,
+)
+from briefing.pipeline.extractive import is_statement
 from briefing.pipeline.mapcache import CachedClaim, MapCache, map_key
-from briefing.schema import Briefing, Citation, Claim, Disagreement, PromptRef, Source, Usage
+from briefing.schema import (
+    Briefing,
+    Citation,
+    Claim,
+    Corroboration,
+    Disagreement,
+    PromptRef,
+    Source,
+    Usage,
+)
 from briefing.text.segment import Sentence, segment
 
 #: Progress callback: (stage, done, total).
 Progress = Callable[[str, int, int], None]
+#: What the other sources say of each claim, by claim id (the comparison engine's verdicts).
+Backing = Callable[[list[Claim]], Awaitable[dict[str, Corroboration]]]
 #: Tokens kept free for the chat format and tokenizer mismatch between models.
 _SAFETY_TOKENS = 256
 _MAX_CONDENSE_LEVELS = 6
@@ -38,6 +55,12 @@ _MAP_TEMPLATE_TOKENS = 600
 _QUOTE_CHARS = 60
 #: The most claims the map step asks of one chunk, however long.
 _MAX_CLAIMS_PER_DOCUMENT = 16
+#: A source whose map requests gave fewer claims than this share of those asked for is
+#: mapped again on its own, in smaller chunks (at least _MIN_RETRY_TOKENS).
+MIN_YIELD = 0.3
+_MIN_RETRY_TOKENS = 256
+#: The fewest claims that only one source makes which the reduce is shown of that source.
+MIN_QUOTA = 8
 T = TypeVar("T")
 #: A sentence tag at the front of a claim ("S3 ", "[S3] ").
 _LEADING_TAG = re.compile(r"\[?(S\d+)\]?[\s:.,-]+")
@@ -132,6 +155,8 @@ class _Claim:
     text: str
     citations: list[Citation]
     source_labels: list[str]
+    #: Another source backs it (the comparison engine said so before the reduce).
+    backed: bool = False
 
 
 async def _all(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
@@ -150,6 +175,43 @@ def _short(text: str) -> str:
     return text if len(text) <= _QUOTE_CHARS else text[: _QUOTE_CHARS - 1] + "…"
 
 
+@dataclass
+class _MapRun:
+    """What one pass of the map step asked for and got, per source."""
+
+    found: list[tuple[str, list[Citation]]] = field(default_factory=list)
+    mapped: dict[str, list[CachedClaim]] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)
+    asked: dict[str, int] = field(default_factory=dict)
+    statements: dict[str, int] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)
+    non_statements: int = 0
+    done: int = 0
+    total: int = 0
+
+    def got(self, source_id: str) -> int:
+        """Claims that cite `source_id`."""
+        return len(self.mapped.get(source_id, []))
+
+    def merge(self, other: _MapRun) -> None:
+        """Add a later pass's answers (the sources it mapped again are no longer failed)."""
+        self.found.extend(other.found)
+        for source_id, claims in other.mapped.items():
+            self.mapped.setdefault(source_id, []).extend(claims)
+        self.failed = (self.failed - set(other.requests)) | other.failed
+        self.non_statements += other.non_statements
+
+
+def _statement_or_unknown(
+    raw: object, shown: dict[str, Sentence], sources: dict[str, Source]
+) -> bool:
+    """Whether a cited id may stand: it names a statement, or nothing (reported later)."""
+    key = normalize_sentence_id(raw)
+    sentence = shown.get(key) if key else None
+    # Length is the model's to judge: a short sentence can state a fact.
+    return sentence is None or is_statement(sentence, sources[sentence.source_id], by_length=False)
+
+
 class MapReduce:
     """Builds one briefing with one LLMClient."""
 
@@ -160,10 +222,12 @@ class MapReduce:
         library: PromptLibrary,
         progress: Progress | None = None,
         cache: MapCache | None = None,
+        backing: Backing | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.cache = cache
+        self.backing = backing
         self.map_prompt = library.get(settings.map_prompt)
         self.condense_prompt = library.get(settings.condense_prompt)
         self.reduce_prompt = library.get(settings.prompt)
@@ -174,6 +238,8 @@ class MapReduce:
         self._order: dict[str, int] = {}
         self._map_requests = 0
         self._map_failures: list[str] = []
+        #: Statements (sentences a claim may cite) per mapped source.
+        self._statements: dict[str, int] = {}
 
     async def run(self, sources: list[Source]) -> Briefing:
         """Map every chunk, condense until the claims fit, then reduce."""
@@ -192,8 +258,98 @@ class MapReduce:
                 "the model extracted no claim with a valid citation from any source; "
                 "see the warnings: " + "; ".join(self.warnings[-5:])
             )
+        if len(sources) > 1:
+            claims = await self._balance(claims, sources, labels)
         claims = await self._condense_until_fits(claims, sources, labels)
-        return await self._reduce(claims, sources, labels)
+        briefing = await self._reduce(claims, sources, labels)
+        return self._represent(briefing, claims, sources) if len(sources) > 1 else briefing
+
+    # ------------------------------------------------------------ coverage
+
+    async def _balance(
+        self, claims: list[_Claim], sources: list[Source], labels: dict[str, str]
+    ) -> list[_Claim]:
+        """The claims the reduce sees, so that no source crowds out another.
+
+        A claim another source backs (by the comparison engine, when `backing` is given)
+        is shown as drawn from both sources, and such claims come first. Of each source's
+        claims that only it makes, at most a quota go on: twice the median density (claims
+        per statement) of the other sources, at this source's size, and never fewer than
+        MIN_QUOTA; the ones left out (the model's last) are counted in the warnings.
+        """
+        if self.backing is not None:
+            verdicts = await self.backing(
+                [Claim(id=c.id, text=c.text, citations=c.citations) for c in claims]
+            )
+            position = {s.id: n for n, s in enumerate(sources)}
+            for claim in claims:
+                verdict = verdicts.get(claim.id)
+                if verdict is None or verdict.status != "corroborated":
+                    continue
+                backers = {c.source_id for c in verdict.supporting if c.source_id in position}
+                own = {c.source_id for c in claim.citations}
+                named = sorted(own | backers, key=position.__getitem__)
+                claim.source_labels = [labels[s] for s in named]
+                claim.backed = True
+        alone: dict[str, list[_Claim]] = {}
+        for claim in claims:
+            if len(claim.source_labels) == 1:
+                alone.setdefault(claim.source_labels[0], []).append(claim)
+        by_label = {labels[s.id]: s.id for s in sources}
+        # Claims per statement of each source: a source mined far more densely than the
+        # others (a model that lists everything of one and skims another) is trimmed to
+        # twice the others' median density, at its own size.
+        density = {
+            label: len(rows) / max(1, self._statements.get(by_label[label], 0))
+            for label, rows in alone.items()
+        }
+        dropped: dict[str, int] = {}
+        kept: set[str] = set()
+        for label, rows in alone.items():
+            others = sorted(d for other, d in density.items() if other != label)
+            median = others[len(others) // 2] if others else density[label]
+            size = max(1, self._statements.get(by_label[label], 0))
+            quota = max(MIN_QUOTA, math.ceil(2 * median * size))
+            kept.update(c.id for c in rows[:quota])
+            if len(rows) > quota:
+                dropped[label] = len(rows) - quota
+        titles = {labels[s.id]: s.title for s in sources}
+        for label, n in dropped.items():
+            self.warnings.append(
+                f"{n} claim(s) only {titles[label]!r} makes were left out of the reduce, so "
+                "that it does not crowd out the other sources (per-source quota)"
+            )
+        chosen = [c for c in claims if c.backed or c.id in kept]
+        # Backed claims first: the reduce reads them, and their group, before the rest.
+        return sorted(chosen, key=lambda c: not c.backed)
+
+    def _represent(
+        self, briefing: Briefing, claims: list[_Claim], sources: list[Source]
+    ) -> Briefing:
+        """Every source that gave claims has one in the briefing: for a source the reduce
+        cited nothing of, its first claim (a backed one if it has one) is added as a key
+        point, and the warnings say so."""
+        cited = {c.source_id for claim in briefing.claims() for c in claim.citations}
+        added = []
+        for source in sources:
+            if source.id in cited:
+                continue
+            own = [c for c in claims if c.citations and c.citations[0].source_id == source.id]
+            if not own:
+                continue
+            best = next((c for c in own if c.backed), own[0])
+            added.append(
+                Claim(id=f"c{uuid.uuid4().hex[:8]}", text=best.text, citations=best.citations)
+            )
+            self.warnings.append(
+                f"the reduce cited nothing of {source.title!r}; its claim {best.id} was added as a "
+                "key point so that every source is represented"
+            )
+        if not added:
+            return briefing
+        return briefing.model_copy(
+            update={"key_points": [*briefing.key_points, *added], "warnings": self.warnings}
+        )
 
     def _chunk_budget(self) -> tuple[int, int]:
         """(chunk size, overlap) in tokens that leave room for the map prompt and answer."""
@@ -262,95 +418,56 @@ class MapReduce:
         it coming before the first request. Consecutive chunks share a request while they
         fit the chunk budget and the template's claim limit. `total` grows until the last
         source is chunked.
+
+        Coverage: a source whose requests gave far fewer claims than they asked for (under
+        MIN_YIELD of them, a headline alone, or an answer that failed) is mapped once more
+        on its own, in chunks half the size, so that no source goes missing because the
+        model skimmed it among others.
         """
         self._use(self.map_prompt)
-        done = total = 0
         size, overlap = self._chunk_budget()
-        packs = self._packs()
-        claim_limit = _claim_limit(self.map_prompt)
 
         keys = {s.id: self._cache_key(s, size, overlap) for s in sources}
         cached = await self._cached(keys)
-        # Claims per mapped source, for the cache; a source with a failed request is not kept.
-        mapped: dict[str, list[CachedClaim]] = {}
-        failed: set[str] = set()
-
-        async def one(pack: list[_Document]) -> list[tuple[str, list[Citation]]]:
-            nonlocal done
-            variables, shown = self._map_variables(pack)
-            where = _where(pack)
-            try:
-                result = await self.client.structured(self.map_prompt, variables, MapOutput)
-            except ModelOutputError as exc:
-                self.usage += exc.usage
-                self.warnings.append(f"{where} skipped: {exc}")
-                self._map_failures.append(f"{where}: {exc}")
-                failed.update(d.source.id for d in pack)
-                return []
-            except BaseException:
-                failed.update(d.source.id for d in pack)
-                raise
-            finally:
-                done += 1
-                self.progress("map", done, total)
-            self.usage += result.usage
-            by_id = {d.source.id: d.source for d in pack}
-            out = []
-            for claim in result.value.claims:
-                cites, unknown = resolve_sentence_ids(claim.sentence_ids, shown, by_id)
-                if unknown:
-                    self._report_unknown(where, claim.text, unknown, bool(cites))
-                if cites:
-                    text = _without_copied_tags(claim)
-                    out.append((text, cites))
-                    for source_id in dict.fromkeys(c.source_id for c in cites):
-                        mapped.setdefault(source_id, []).append(
-                            CachedClaim(text=text, citations=cites)
-                        )
-            return out
-
-        tasks: list[asyncio.Task[list[tuple[str, list[Citation]]]]] = []
-        pending: list[_Document] = []
-        pending_tokens = pending_claims = 0
-        try:
-            async with asyncio.TaskGroup() as group:
-
-                def send() -> None:
-                    nonlocal pending, pending_tokens, pending_claims, total
-                    tasks.append(group.create_task(one(pending)))
-                    total += 1
-                    self._map_requests += 1
-                    pending, pending_tokens, pending_claims = [], 0, 0
-
-                for source in sources:
-                    if source.id in cached:
-                        continue
-                    chunks = await asyncio.to_thread(self._chunks, source, size, overlap)
-                    # The source's tag and title, sent once per source in a request.
-                    header = count_tokens(source.title, self.settings.encoding) + 12
-                    for chunk in chunks:
-                        document = _Document(source, chunk, self._max_claims(chunk))
-                        cost = chunk.tokens + header
-                        if pending and (
-                            pending_tokens + cost > size
-                            or pending_claims + document.max_claims > claim_limit
-                        ):
-                            send()
-                        pending.append(document)
-                        pending_tokens += cost
-                        pending_claims += document.max_claims
-                        if not packs:
-                            send()
-                    self.progress("map", done, total)
-                if pending:
-                    send()
-                    self.progress("map", done, total)
-        except BaseExceptionGroup as group_error:
-            # Callers handle BriefingError, not ExceptionGroup.
-            raise group_error.exceptions[0] from None
-        found = [item for task in tasks for item in task.result()]
+        run = _MapRun()
+        await self._map_pass(
+            [s for s in sources if s.id not in cached], size, overlap, self._packs(), run
+        )
+        low = self._low_yield(sources, cached, run)
+        if low:
+            retry = _MapRun()
+            smaller = max(_MIN_RETRY_TOKENS, size // 2)
+            await self._map_pass(low, smaller, min(overlap, smaller // 4), False, retry)
+            for source in low:
+                before = run.got(source.id)
+                added = retry.got(source.id)
+                self.warnings.append(
+                    f"{source.title!r}: {before} claim(s) for {run.asked[source.id]} asked; "
+                    f"mapped again on its own in {retry.requests[source.id]} smaller "
+                    f"request(s): {added} more"
+                )
+            run.merge(retry)
+        # Statements per source, for the reduce's quotas: counted while chunking (overlaps
+        # count twice, which is close enough), and for the sources the cache answered.
+        self._statements = dict(run.statements)
+        if len(sources) > 1 and cached:
+            self._statements.update(
+                await asyncio.to_thread(
+                    lambda: {
+                        s.id: sum(is_statement(x, s, by_length=False) for x in segment(s))
+                        for s in sources
+                        if s.id in cached
+                    }
+                )
+            )
+        found = list(run.found)
         found.extend(self._from_cache(cached, sources))
-        await self._keep(keys, mapped, failed, cached)
+        await self._keep(keys, run.mapped, run.failed, cached)
+        if run.non_statements:
+            self.warnings.append(
+                f"{run.non_statements} claim(s) that cited only headlines, bylines, questions "
+                "or remarks about the article were dropped"
+            )
         # In source order (a pack's answer may list its sources' claims in any order), and
         # in the model's order within a source.
         found.sort(key=lambda item: min(self._order[c.source_id] for c in item[1]))
@@ -375,6 +492,108 @@ class MapReduce:
                 )
             )
         return claims
+
+    async def _map_pass(
+        self, sources: list[Source], size: int, overlap: int, packs: bool, run: _MapRun
+    ) -> None:
+        """Map `sources` in requests of at most `size` tokens (packed when `packs`), the
+        answers and what they asked for recorded in `run`."""
+        claim_limit = _claim_limit(self.map_prompt)
+
+        async def one(pack: list[_Document]) -> None:
+            variables, shown = self._map_variables(pack)
+            where = _where(pack)
+            try:
+                result = await self.client.structured(self.map_prompt, variables, MapOutput)
+            except ModelOutputError as exc:
+                self.usage += exc.usage
+                self.warnings.append(f"{where} skipped: {exc}")
+                self._map_failures.append(f"{where}: {exc}")
+                run.failed.update(d.source.id for d in pack)
+                return
+            except BaseException:
+                run.failed.update(d.source.id for d in pack)
+                raise
+            finally:
+                run.done += 1
+                self.progress("map", run.done, run.total)
+            self.usage += result.usage
+            by_id = {d.source.id: d.source for d in pack}
+            for claim in result.value.claims:
+                ids = [i for i in claim.sentence_ids if _statement_or_unknown(i, shown, by_id)]
+                cites, unknown = resolve_sentence_ids(ids, shown, by_id)
+                if unknown:
+                    self._report_unknown(where, claim.text, unknown, bool(cites))
+                if not cites:
+                    if len(ids) < len(claim.sentence_ids):
+                        run.non_statements += 1
+                    continue
+                text = _without_copied_tags(claim)
+                run.found.append((text, cites))
+                for source_id in dict.fromkeys(c.source_id for c in cites):
+                    run.mapped.setdefault(source_id, []).append(
+                        CachedClaim(text=text, citations=cites)
+                    )
+
+        pending: list[_Document] = []
+        pending_tokens = pending_claims = 0
+        try:
+            async with asyncio.TaskGroup() as group:
+
+                def send() -> None:
+                    nonlocal pending, pending_tokens, pending_claims
+                    group.create_task(one(pending))
+                    run.total += 1
+                    self._map_requests += 1
+                    for source_id in {d.source.id for d in pending}:
+                        run.requests[source_id] = run.requests.get(source_id, 0) + 1
+                    pending, pending_tokens, pending_claims = [], 0, 0
+
+                for source in sources:
+                    chunks = await asyncio.to_thread(self._chunks, source, size, overlap)
+                    # The source's tag and title, sent once per source in a request.
+                    header = count_tokens(source.title, self.settings.encoding) + 12
+                    for chunk in chunks:
+                        document = _Document(source, chunk, self._max_claims(chunk))
+                        run.asked[source.id] = run.asked.get(source.id, 0) + document.max_claims
+                        run.statements[source.id] = run.statements.get(source.id, 0) + sum(
+                            is_statement(s, source, by_length=False) for s in chunk.sentences
+                        )
+                        cost = chunk.tokens + header
+                        if pending and (
+                            pending_tokens + cost > size
+                            or pending_claims + document.max_claims > claim_limit
+                        ):
+                            send()
+                        pending.append(document)
+                        pending_tokens += cost
+                        pending_claims += document.max_claims
+                        if not packs:
+                            send()
+                    self.progress("map", run.done, run.total)
+                if pending:
+                    send()
+                    self.progress("map", run.done, run.total)
+        except BaseExceptionGroup as group_error:
+            # Callers handle BriefingError, not ExceptionGroup.
+            raise group_error.exceptions[0] from None
+
+    def _low_yield(
+        self, sources: list[Source], cached: dict[str, list[CachedClaim]], run: _MapRun
+    ) -> list[Source]:
+        """Mapped sources that gave under MIN_YIELD of the claims asked (and have enough
+        statements to give more)."""
+        low = []
+        for source in sources:
+            if source.id in cached or source.id not in run.asked:
+                continue
+            asked = run.asked[source.id]
+            enough = max(1, math.ceil(asked * MIN_YIELD))
+            if run.got(source.id) < enough and run.statements.get(source.id, 0) > run.got(
+                source.id
+            ):
+                low.append(source)
+        return low
 
     # ------------------------------------------------------------ cache
 
