@@ -304,7 +304,13 @@ class Settings(BaseSettings):
         "for a longer one is not retried until the next delivery attempt.",
     )
 
-    key_points: int = Field(default=8, ge=1, le=50, description="Extractive key points.")
+    key_points: int = Field(
+        default=8,
+        ge=1,
+        le=50,
+        description="Key points of an extractive briefing; of an LLM briefing whose reduce "
+        "gave fewer than 3, the number it is topped up to from the map step's claims.",
+    )
     summary_sentences: int = Field(
         default=4, ge=1, le=10, description="Extractive summary sentences."
     )

@@ -541,10 +541,16 @@ async def test_build_briefing_keeps_only_citations_of_ids_the_model_was_shown(
     assert f"The source says: {summary.citations[0].quote}" == claims_shown["C1"]
     assert summary.citations[0].source_id == sources[0].id
     assert summary.citations[0].start == min(c.start for c in summary.citations)
-    # A source the reduce cited nothing of gets its first claim as a key point, said so.
+    # One key point of its own is too few: the map step's claims follow, from the sources
+    # in turn, up to BRIEFING_KEY_POINTS, and the warnings say how many.
     first, *added = briefing.key_points
     assert first.text == "Second point"
-    assert len(added) == sum("so that every source is represented" in w for w in briefing.warnings)
+    assert len(added) == min(7, len(claims_shown) - 2)
+    assert {c.text for c in added} <= set(claims_shown.values())
+    assert f"the reduce gave 1 key point(s); {len(added)} more were taken" in " ".join(
+        briefing.warnings
+    )
+    assert len({c.citations[0].source_id for c in added}) == len(sources)
     assert f"The source says: {first.citations[0].quote}" == claims_shown["C2"]
     [disagreement] = briefing.disagreements
     assert [c.text for c in disagreement.claims] == ["Side one", "Side two"]
@@ -760,9 +766,10 @@ async def test_claims_too_large_for_the_window_are_condensed_before_the_reduce(
     _assert_exact_citations(briefing)
     # Final C1 merged the first two claims of the first batch (claims other sources back
     # come first): it cites both of their sentences.
-    first_batch = condensed[0]
-    one, two = list(first_batch)[:2]
-    assert reduce_claims["C1"] == f"Merged {one} and {two}"
+    one, two = reduce_claims["C1"].removeprefix("Merged ").split(" and ")
+    # Batches run at once, so the first batch is the one that holds them, first.
+    [first_batch] = [batch for batch in condensed if one in batch]
+    assert list(first_batch)[:2] == [one, two]
     [summary] = briefing.summary
     assert sorted(f"The source says: {c.quote}" for c in summary.citations) == sorted(
         [first_batch[one], first_batch[two]]
@@ -845,3 +852,43 @@ def test_a_local_model_runs_with_its_own_defaults_unless_they_are_set(
     assert (chosen.map_prompt, chosen.prompt) == ("extract-claims@1", "briefing@2")
     monkeypatch.setenv("BRIEFING_CHUNK_TOKENS", "3000")
     assert with_model_defaults(Settings(model="local/smollm2")).chunk_tokens == 3000
+
+
+async def test_a_paragraph_point_becomes_one_claim_per_sentence_citing_its_own_claims(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    path = tmp_path / "city.txt"
+    path.write_text(
+        "The council approved the new bridge on Monday.\n"
+        "Construction will start in March and cost 40 million euros.\n"
+        "The mayor said the old ferry will keep running until then.\n",
+        "utf-8",
+    )
+
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) == "map":
+            lines = _SENTENCE_LINE.findall(request.messages[1]["content"])
+            return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in lines]})
+        ids = list(_claim_lines(request))
+        paragraph = (
+            "The council approved the new bridge on Monday. Construction starts in March "
+            "and will cost 40 million euros. The old ferry keeps running until then."
+        )
+        point = {"text": paragraph, "claim_ids": ids}
+        return _reply({"title": "Bridge", "summary": [point], "key_points": [point]})
+
+    fake_server.responder = respond
+    briefing = await build_briefing(load_sources([path]), llm_settings())
+    text = path.read_text("utf-8")
+    # Three sentences, three claims, each citing the one sentence it restates.
+    assert [c.text for c in briefing.summary] == [
+        "The council approved the new bridge on Monday.",
+        "Construction starts in March and will cost 40 million euros.",
+        "The old ferry keeps running until then.",
+    ]
+    assert [[c.quote for c in claim.citations] for claim in briefing.summary] == [
+        [line] for line in text.splitlines()
+    ]
+    assert all(c.verdict == "supported" for c in briefing.summary)
+    # The key point repeated the summary: it is not a key point twice over.
+    assert all(k.text not in {c.text for c in briefing.summary} for k in briefing.key_points)

@@ -120,7 +120,10 @@ def eval_command(
             elif suite == "briefings":
                 seeds = sorted((root / "seeds").glob("*.txt"))
                 keyfacts = root / "evals/datasets/seeds_keyfacts.jsonl"
-                result = asyncio.run(ev.evaluate_briefings(seeds, keyfacts, model_list, settings))
+                labels = root / "evals/datasets/seeds_comparison.jsonl"
+                result = asyncio.run(
+                    ev.evaluate_briefings(seeds, keyfacts, model_list, settings, labels)
+                )
             else:
                 cases = root / "evals/datasets/adversarial/cases.jsonl"
                 result = asyncio.run(ev.evaluate_adversarial(cases, model_list, settings, root))

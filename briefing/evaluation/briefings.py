@@ -42,10 +42,42 @@ def _claims_text(briefing: Any) -> list[str]:
     return [briefing.title, *(c.text for c in briefing.claims())]
 
 
+def _inventions(path: Path | None, sources: Sequence[Any]) -> dict[str, list[tuple[int, int]]]:
+    """The spans, by source id, of sentences hand-labelled as what no other source says or
+    as contradicting it (evals/datasets/seeds_comparison.jsonl): a rewrite's inventions."""
+    if path is None or not path.exists():
+        return {}
+    import json
+
+    ids = {Path(s.path).name: s.id for s in sources if s.path}
+    out: dict[str, list[tuple[int, int]]] = {}
+    for line in path.read_text("utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row.get("label") in ("single_source", "contradicted") and row["source"] in ids:
+            out.setdefault(ids[row["source"]], []).append((row["start"], row["end"]))
+    return out
+
+
+def _cites_invention(claim: Any, inventions: dict[str, list[tuple[int, int]]]) -> bool:
+    return any(
+        start < c.end and c.start < end
+        for c in claim.citations
+        for start, end in inventions.get(c.source_id, [])
+    )
+
+
 async def evaluate_briefings(
-    sources_paths: Sequence[Path], keyfacts_path: Path, models: Sequence[str], settings: Settings
+    sources_paths: Sequence[Path],
+    keyfacts_path: Path,
+    models: Sequence[str],
+    settings: Settings,
+    comparison_path: Path | None = None,
 ) -> SuiteResult:
-    """Citation validity, share of claims supported, unsupported claims, key-fact coverage."""
+    """Citation validity, share of claims supported, unsupported claims, key-fact coverage;
+    which sources contributed claims, and whether claims resting on a rewrite's
+    inventions (the hand labels of `comparison_path`) are labelled as one source's word."""
     from briefing.pipeline.build import build_briefing, load_sources
 
     result = SuiteResult()
@@ -58,7 +90,7 @@ async def evaluate_briefings(
             briefing = await build_briefing(sources, settings.model_copy(update={"model": model}))
         except BriefingError as exc:
             result.details.setdefault("errors", {})[model] = str(exc)
-            rows.append(f"| {model} | failed: {exc} | | | | |")
+            rows.append(f"| {model} | failed: {exc} | | | | | | |")
             result.metrics[f"briefings.{model}.built"] = Metric(
                 value=0.0, gate=model == "extractive"
             )
@@ -87,6 +119,16 @@ async def evaluate_briefings(
         ]
         covered = [f.id for f in facts if any(covers(s, f.keywords) for s in sentences)]
         coverage = len(covered) / len(facts) if facts else 0.0
+        contributed = {s.id: 0 for s in briefing.sources}
+        for claim in claims:
+            if claim.citations and claim.citations[0].source_id in contributed:
+                contributed[claim.citations[0].source_id] += 1
+        contributing = sum(1 for n in contributed.values() if n) / max(1, len(contributed))
+        inventions = _inventions(comparison_path, briefing.sources)
+        resting = [c for c in claims if _cites_invention(c, inventions)]
+        labelled = [
+            c for c in resting if c.corroboration.status in ("single_source", "contradicted")
+        ]
         prefix = f"briefings.{model}"
         # The extractive engine is deterministic; a model's wording is not, so only its
         # structural guarantees are gated.
@@ -100,6 +142,13 @@ async def evaluate_briefings(
             value=round(coverage, 4), gate=deterministic
         )
         result.metrics[f"{prefix}.claims"] = Metric(value=len(claims), gate=False)
+        result.metrics[f"{prefix}.sources_contributing"] = Metric(
+            value=round(contributing, 4), gate=deterministic
+        )
+        if resting:
+            result.metrics[f"{prefix}.inventions_labelled"] = Metric(
+                value=round(len(labelled) / len(resting), 4), gate=deterministic
+            )
         result.details.setdefault("briefings", {})[model] = {
             "claims": len(claims),
             "citations": len(citations),
@@ -110,22 +159,49 @@ async def evaluate_briefings(
                 for c in claims
                 if c.verdict != "supported"
             ],
+            "claims_per_source": {
+                next(s.title for s in briefing.sources if s.id == sid): n
+                for sid, n in contributed.items()
+            },
+            "claims_on_inventions": [
+                {"text": c.text, "corroboration": c.corroboration.status} for c in resting
+            ],
+            "briefing": [
+                {
+                    "part": part,
+                    "text": c.text,
+                    "verdict": c.verdict,
+                    "corroboration": c.corroboration.status,
+                }
+                for part, group in (
+                    ("summary", briefing.summary),
+                    ("key point", briefing.key_points),
+                )
+                for c in group
+            ],
             "keyfacts_covered": covered,
             "keyfacts_missed": [f.id for f in facts if f.id not in covered],
             "usage": briefing.usage.model_dump(),
             "seconds": round(elapsed, 2),
             "warnings": briefing.warnings,
         }
+        per_source = " / ".join(str(n) for n in contributed.values())
+        marked = f"{len(labelled)}/{len(resting)}" if resting else "none cited"
         rows.append(
-            f"| {model} | {len(claims)} | {valid}/{len(citations)} ({validity:.3f}) | "
-            f"{len(supported)}/{len(claims)} ({share:.3f}) | {len(covered)}/{len(facts)} "
-            f"({coverage:.3f}) | {elapsed:.1f} |"
+            f"| {model} | {len(claims)} | {per_source} | {valid}/{len(citations)} "
+            f"({validity:.3f}) | {len(supported)}/{len(claims)} ({share:.3f}) | {marked} | "
+            f"{len(covered)}/{len(facts)} ({coverage:.3f}) | {elapsed:.1f} |"
         )
     table = [
         "### Briefings of the seeds",
         "",
-        "| model | claims | citations exact | claims supported | key facts covered | seconds |",
-        "|---|---|---|---|---|---|",
+        "Claims per source in the order of the sources; inventions labelled: of the claims "
+        "that cite a sentence of a source hand-labelled as said by no other source (or "
+        "contradicting it), those the briefing marks single-source or contradicted.",
+        "",
+        "| model | claims | claims per source | citations exact | claims supported | "
+        "inventions labelled | key facts covered | seconds |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
     ]
     for model, info in result.details.get("briefings", {}).items():

@@ -11,7 +11,7 @@ import asyncio
 import math
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from briefing.config import Settings
 from briefing.errors import BriefingError, LLMError, ModelOutputError
+from briefing.faithfulness.lexical.text import STOPWORDS
 from briefing.models.llm import LLMClient
 from briefing.models.prompts import PromptLibrary, PromptTemplate, as_data
 from briefing.models.tokens import count_tokens
@@ -40,7 +41,7 @@ from briefing.schema import (
     Source,
     Usage,
 )
-from briefing.text.segment import Sentence, segment
+from briefing.text.segment import Sentence, segment, sentence_spans
 
 #: Progress callback: (stage, done, total).
 Progress = Callable[[str, int, int], None]
@@ -61,6 +62,9 @@ MIN_YIELD = 0.3
 _MIN_RETRY_TOKENS = 256
 #: The fewest claims that only one source makes which the reduce is shown of that source.
 MIN_QUOTA = 8
+#: Below this many key points of its own, a briefing's key points are topped up from the
+#: map step's claims.
+MIN_KEY_POINTS = 3
 T = TypeVar("T")
 #: A sentence tag at the front of a claim ("S3 ", "[S3] ").
 _LEADING_TAG = re.compile(r"\[?(S\d+)\]?[\s:.,-]+")
@@ -200,6 +204,21 @@ class _MapRun:
             self.mapped.setdefault(source_id, []).extend(claims)
         self.failed = (self.failed - set(other.requests)) | other.failed
         self.non_statements += other.non_statements
+
+
+_WORDS = re.compile(r"[^\W_]+", re.UNICODE)
+#: A sentence of a point restates a cited claim when it holds this share of its words.
+_SPLIT_MATCH = 0.3
+#: A claim that shares this share of its words with a point already made repeats it.
+_SAME_POINT = 0.6
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in (m.lower() for m in _WORDS.findall(text)) if w not in STOPWORDS}
+
+
+def _overlap(a: set[str], b: set[str]) -> float:
+    return len(a & b) / max(1, min(len(a), len(b)))
 
 
 def _statement_or_unknown(
@@ -815,14 +834,15 @@ class MapReduce:
                 resolved = self._resolve_claims(point, by_id, step)
                 if not resolved:
                     continue
-                text = point.text.strip()
-                key = " ".join(text.lower().split())
-                if key in out:
-                    # The same sentence twice in one section is one claim with both supports.
-                    same = out[key]
-                    same.citations = merge_citations([same.citations, resolved[0]], self._order)
-                else:
-                    out[key] = Claim(id=f"c{next(counter)}", text=text, citations=resolved[0])
+                for text, citations in self._split(point, by_id):
+                    key = " ".join(text.lower().split())
+                    if key in out:
+                        # The same sentence twice in one section is one claim with both
+                        # supports.
+                        same = out[key]
+                        same.citations = merge_citations([same.citations, citations], self._order)
+                    else:
+                        out[key] = Claim(id=f"c{next(counter)}", text=text, citations=citations)
             return list(out.values())
 
         value = result.value
@@ -835,6 +855,14 @@ class MapReduce:
                 )
                 continue
             disagreements.append(Disagreement(topic=item.topic.strip(), claims=sides))
+        summary = to_claims(value.summary, "summary")
+        stated = {" ".join(c.text.lower().split()) for c in summary}
+        # A key point that only repeats a summary sentence says nothing more.
+        key_points = [
+            c for c in to_claims(value.key_points, "key point")
+            if " ".join(c.text.lower().split()) not in stated
+        ]  # fmt: skip
+        key_points = self._top_up(key_points, summary, claims, counter)
         return Briefing(
             id=f"brf_{uuid.uuid4().hex}",
             title=value.title.strip(),
@@ -843,12 +871,79 @@ class MapReduce:
             prompt=self.reduce_prompt.ref,
             prompts=[p.ref for p in self.used],
             sources=sources,
-            summary=to_claims(value.summary, "summary"),
-            key_points=to_claims(value.key_points, "key point"),
+            summary=summary,
+            key_points=key_points,
             disagreements=disagreements,
             usage=self.usage,
             warnings=self.warnings,
         )
+
+    def _split(self, point: Point, by_id: dict[str, _Claim]) -> list[tuple[str, list[Citation]]]:
+        """A point of several sentences as one claim per sentence, each citing the cited
+        claims it restates (by shared words), or all of them when none stands out: a
+        paragraph citing twenty claims is checked sentence by sentence, not as a whole."""
+        text = " ".join(point.text.split())
+        found = [by_id[k] for k in (i.strip().strip("[]").upper() for i in point.claim_ids)
+                 if k in by_id]  # fmt: skip
+        every = merge_citations((c.citations for c in found), self._order)
+        spans = sentence_spans(text)
+        if len(spans) < 2 or len(found) < 2:
+            return [(text, every)]
+        words = {c.id: _content_words(c.text) for c in found}
+        out = []
+        for start, end in spans:
+            sentence = text[start:end]
+            mine = _content_words(sentence)
+            scores = {cid: len(mine & theirs) / max(1, len(mine)) for cid, theirs in words.items()}
+            best = max(scores.values(), default=0.0)
+            chosen = [c for c in found if best >= _SPLIT_MATCH and scores[c.id] >= best * 0.75]
+            cites = merge_citations((c.citations for c in chosen), self._order) if chosen else every
+            out.append((sentence, cites))
+        return out
+
+    def _top_up(
+        self,
+        key_points: list[Claim],
+        summary: list[Claim],
+        claims: list[_Claim],
+        counter: Iterator[int],
+    ) -> list[Claim]:
+        """When the reduce gave fewer than MIN_KEY_POINTS key points of its own (a small
+        model that wrote one paragraph), the map step's claims follow up to
+        BRIEFING_KEY_POINTS: backed ones first, the sources in turn, none that restates a
+        point already made. A reduce that chose its points is left as it is."""
+        wanted = self.settings.key_points
+        if len(key_points) >= min(MIN_KEY_POINTS, wanted):
+            return key_points
+        made = [_content_words(c.text) for c in [*summary, *key_points]]
+        used = {(c.source_id, c.start, c.end) for p in [*summary, *key_points] for c in p.citations}
+        queues: dict[str, list[_Claim]] = {}
+        for claim in sorted(claims, key=lambda c: not c.backed):
+            if claim.citations:
+                queues.setdefault(claim.citations[0].source_id, []).append(claim)
+        added: list[Claim] = []
+        while len(key_points) + len(added) < wanted and any(queues.values()):
+            for queue in queues.values():
+                while queue:
+                    claim = queue.pop(0)
+                    if {(c.source_id, c.start, c.end) for c in claim.citations} <= used:
+                        continue  # the points made already rest on it
+                    words = _content_words(claim.text)
+                    if any(_overlap(words, other) >= _SAME_POINT for other in made):
+                        continue
+                    made.append(words)
+                    added.append(
+                        Claim(id=f"c{next(counter)}", text=claim.text, citations=claim.citations)
+                    )
+                    break
+                if len(key_points) + len(added) >= wanted:
+                    break
+        if added:
+            self.warnings.append(
+                f"the reduce gave {len(key_points)} key point(s); {len(added)} more were taken "
+                "from the map step's claims"
+            )
+        return [*key_points, *added]
 
     def _report_unknown(self, where: str, text: str, unknown: list[str], kept: bool) -> None:
         what = (
