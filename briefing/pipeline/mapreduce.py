@@ -139,6 +139,8 @@ class _Document:
     source: Source
     chunk: Chunk
     max_claims: int
+    #: The chunk's sentences a claim may cite (not headlines, bylines, ...): the ones shown.
+    statements: list[Sentence] = field(default_factory=list)
 
 
 def _where(pack: list[_Document]) -> str:
@@ -387,6 +389,16 @@ class MapReduce:
             overlap_tokens=overlap,
         )
 
+    def _statement_chunks(
+        self, source: Source, size: int, overlap: int
+    ) -> list[tuple[Chunk, list[Sentence]]]:
+        """The source's chunks, each with the sentences of it a claim may cite (worked out
+        here, on the chunking thread, off the event loop)."""
+        return [
+            (chunk, [x for x in chunk.sentences if is_statement(x, source, by_length=False)])
+            for chunk in self._chunks(source, size, overlap)
+        ]
+
     def _packs(self) -> bool:
         """Whether the map template takes several sources per request (extract-claims@2 on).
 
@@ -413,7 +425,9 @@ class MapReduce:
         documents = []
         for document in pack:
             rows = []
-            for sentence in document.chunk.sentences:
+            # Headlines, bylines and the like are not shown: a claim may not cite them, and
+            # a small model shown its source's headline first answers with it.
+            for sentence in document.statements:
                 sid = f"S{len(shown) + 1}"
                 shown[sid] = sentence
                 rows.append({"id": sid, "text": as_data(sentence.text)})
@@ -569,14 +583,16 @@ class MapReduce:
                     pending, pending_tokens, pending_claims = [], 0, 0
 
                 for source in sources:
-                    chunks = await asyncio.to_thread(self._chunks, source, size, overlap)
+                    chunks = await asyncio.to_thread(self._statement_chunks, source, size, overlap)
                     # The source's tag and title, sent once per source in a request.
                     header = count_tokens(source.title, self.settings.encoding) + 12
-                    for chunk in chunks:
-                        document = _Document(source, chunk, self._max_claims(chunk))
+                    for chunk, statements in chunks:
+                        if not statements:
+                            continue  # only headings and bylines: nothing to claim
+                        document = _Document(source, chunk, self._max_claims(chunk), statements)
                         run.asked[source.id] = run.asked.get(source.id, 0) + document.max_claims
-                        run.statements[source.id] = run.statements.get(source.id, 0) + sum(
-                            is_statement(s, source, by_length=False) for s in chunk.sentences
+                        run.statements[source.id] = run.statements.get(source.id, 0) + len(
+                            statements
                         )
                         cost = chunk.tokens + header
                         if pending and (
