@@ -132,8 +132,14 @@ class LLMClient:
         prompt: PromptTemplate,
         variables: Mapping[str, Any],
         response_model: type[T],
+        *,
+        schema: dict[str, Any] | None = None,
     ) -> Completion[T]:
         """Render `prompt`, call the model, and validate its JSON answer as `response_model`.
+
+        `schema` is the JSON schema sent to a provider that enforces one (default the
+        prompt's own): the prompt's schema narrowed to this request, e.g. to the claim ids
+        it may cite.
 
         Transport failures are retried with backoff; an answer that does not validate is
         sent back with the validation error up to `settings.reasks` times. Raises
@@ -147,7 +153,7 @@ class LLMClient:
         reasks = self.settings.reasks
         for reask in range(reasks + 1):
             raw, finish_reason, call_usage, requests = await self._request(
-                prompt, messages, call_ids
+                prompt, messages, call_ids, schema
             )
             usage += call_usage
             attempts += requests
@@ -179,12 +185,17 @@ class LLMClient:
             return Completion(value=value, usage=usage, attempts=attempts, raw=raw)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _parameters(self, prompt: PromptTemplate) -> dict[str, Any]:
+    def _parameters(
+        self, prompt: PromptTemplate, schema: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         params = dict(prompt.model_parameters)
         litellm = self.litellm
         schema_format = {
             "type": "json_schema",
-            "json_schema": {"name": prompt.name.replace("-", "_"), "schema": prompt.output_schema},
+            "json_schema": {
+                "name": prompt.name.replace("-", "_"),
+                "schema": schema if schema is not None else prompt.output_schema,
+            },
         }
         choice = self.settings.response_format
         if choice == "auto":
@@ -206,10 +217,11 @@ class LLMClient:
         prompt: PromptTemplate,
         messages: list[dict[str, str]],
         call_ids: list[int] | None = None,
+        schema: dict[str, Any] | None = None,
     ) -> tuple[str, str | None, Usage, int]:
         from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-        params = self._parameters(prompt)
+        params = self._parameters(prompt, schema)
         state = {"attempt": 0}
 
         async def attempt() -> tuple[str, str | None, Usage]:

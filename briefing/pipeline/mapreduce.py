@@ -11,7 +11,7 @@ import asyncio
 import math
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -95,6 +95,39 @@ def _without_copied_tags(claim: _MapClaim) -> str:
             break
         text = text[match.end() :].lstrip()
     return text
+
+
+#: Claims one point of a reduce or condense answer may cite, in the schema sent: a point
+#: is one sentence, and a small model looping over ids ("C83", "C84", … "C376") stops here.
+MAX_POINT_CLAIMS = 8
+
+
+def citing_only(schema: dict[str, Any], ids: Sequence[str]) -> dict[str, Any]:
+    """`schema` with every `claim_ids` array narrowed to `ids` (an enum) and to at most
+    MAX_POINT_CLAIMS items, so that a provider or local grammar enforcing the schema can
+    cite only the claims of this request. Other prompts' schemas come back unchanged."""
+
+    def narrow(node: Any) -> Any:
+        if isinstance(node, list):
+            return [narrow(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {key: narrow(value) for key, value in node.items()}
+        properties = out.get("properties")
+        cited = properties.get("claim_ids") if isinstance(properties, dict) else None
+        if isinstance(cited, dict) and cited.get("type") == "array" and ids:
+            items = dict(cited.get("items") or {})
+            items["enum"] = list(ids)
+            most = cited.get("maxItems")
+            properties["claim_ids"] = {
+                **cited,
+                "items": items,
+                "maxItems": min(most, MAX_POINT_CLAIMS) if isinstance(most, int) else MAX_POINT_CLAIMS,
+            }
+        return out
+
+    narrowed: dict[str, Any] = narrow(schema)
+    return narrowed
 
 
 class MapOutput(BaseModel):
@@ -802,7 +835,12 @@ class MapReduce:
         variables = {"claims": self._claim_rows(batch), "max_claims": max(1, len(batch) // 2)}
         by_id = {c.id: c for c in batch}
         try:
-            result = await self.client.structured(self.condense_prompt, variables, CondenseOutput)
+            result = await self.client.structured(
+                self.condense_prompt,
+                variables,
+                CondenseOutput,
+                schema=citing_only(self.condense_prompt.output_schema, list(by_id)),
+            )
         except ModelOutputError as exc:
             # Keep the batch as it was rather than lose its claims.
             self.usage += exc.usage
@@ -837,7 +875,10 @@ class MapReduce:
         self._use(self.reduce_prompt)
         self.progress("reduce", 0, 1)
         result = await self.client.structured(
-            self.reduce_prompt, self._reduce_variables(claims, sources, labels), ReduceOutput
+            self.reduce_prompt,
+            self._reduce_variables(claims, sources, labels),
+            ReduceOutput,
+            schema=citing_only(self.reduce_prompt.output_schema, [c.id for c in claims]),
         )
         self.usage += result.usage
         self.progress("reduce", 1, 1)
