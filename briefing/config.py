@@ -225,6 +225,29 @@ class Settings(BaseSettings):
         ge=1,
         description="Claims of a job whose worker died before it is failed instead of rerun.",
     )
+    executor: Literal["inprocess", "celery"] = Field(
+        default="inprocess",
+        description="Who runs briefing jobs: `inprocess` (the service itself, "
+        "BRIEFING_JOB_WORKERS at once) or `celery` (`briefing worker` processes fed through "
+        "BRIEFING_BROKER_URL; the service only queues). Celery needs a PostgreSQL store.",
+    )
+    broker_url: SecretStr | None = Field(
+        default=None,
+        description="The Celery broker of `executor=celery`, e.g. redis://host:6379/0 (a "
+        "password in it is kept out of logs).",
+    )
+    job_requeue_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Celery mode: a job still queued this long after it was last sent to "
+        "the broker is sent again (the broker lost it, e.g. a Redis restart).",
+    )
+    map_fanout_sources: int = Field(
+        default=8,
+        ge=1,
+        description="Celery mode: an LLM briefing of more sources than this maps them in "
+        "tasks of this many sources each, spread over the workers.",
+    )
     shutdown_grace_s: float = Field(
         default=30.0,
         ge=0,
@@ -327,6 +350,18 @@ class Settings(BaseSettings):
                 f"job_heartbeat_s ({self.job_heartbeat_s}) must be shorter than job_lease_s "
                 f"({self.job_lease_s}), or running jobs lose their lease"
             )
+        if self.executor == "celery":
+            if self.broker_url is None or not self.broker_url.get_secret_value().strip():
+                raise ValueError(
+                    "executor=celery needs broker_url (BRIEFING_BROKER_URL, e.g. "
+                    "redis://127.0.0.1:6379/0)"
+                )
+            if not self.store_url.startswith("postgres"):
+                raise ValueError(
+                    "executor=celery needs a store every machine can share: set "
+                    "database_url (BRIEFING_DATABASE_URL) to a postgresql:// URL; a SQLite "
+                    "file cannot be shared by the workers of a cluster"
+                )
         _networks(self.fetch_allowed_networks)  # a bad network fails at start, not mid-run
         if self.session_secret is not None and len(self.session_secret.get_secret_value()) < 32:
             raise ValueError("session_secret must be at least 32 characters long")

@@ -16,6 +16,7 @@ from briefing.cli.diff import diff
 from briefing.cli.evaluate import eval_command
 from briefing.cli.prompts import prompts
 from briefing.cli.serve import db, serve
+from briefing.cli.worker import worker
 
 __all__ = ["main"]
 
@@ -38,5 +39,6 @@ for _command in (
     daily,
     cache,
     calls,
+    worker,
 ):
     main.add_command(_command)

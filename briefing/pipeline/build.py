@@ -19,7 +19,7 @@ from briefing.pipeline.citations import citation_problems
 from briefing.pipeline.corroboration import corroborate
 from briefing.pipeline.mapcache import MapCache
 from briefing.pipeline.mapreduce import MapReduce, Progress
-from briefing.schema import Briefing, Claim, Corroboration, SentenceComparison, Source
+from briefing.schema import Briefing, Claim, Corroboration, SentenceComparison, Source, Usage
 from briefing.text.sources import load_source
 
 
@@ -132,6 +132,31 @@ async def build_briefing(
     if progress is not None:
         progress("check", len(briefing.claims()), len(briefing.claims()))
     return briefing
+
+
+async def map_ahead(
+    sources: list[Source],
+    settings: Settings,
+    map_cache: MapCache,
+    *,
+    call_log: CallRecorder | None = None,
+) -> tuple[int, Usage, list[str]]:
+    """The LLM engine's map step alone over `sources`, its results kept in `map_cache`:
+    (claims found, usage, warnings). A later `build_briefing` with the same settings and
+    cache finds them there and does not ask the model again."""
+    from briefing.models.llm import LLMClient
+    from briefing.models.local import with_model_defaults
+
+    if settings.is_extractive:
+        raise BriefingError("the extractive engine has no map step to run ahead")
+    settings = with_model_defaults(settings)
+    client = LLMClient(settings, call_log)
+    client.check_credentials()
+    engine = MapReduce(
+        settings, client, _CachedPromptLibrary(settings.prompts_dir), cache=map_cache
+    )
+    found = await engine.map_only(sources)
+    return found, engine.usage, engine.warnings
 
 
 def build_briefing_sync(

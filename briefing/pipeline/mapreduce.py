@@ -115,14 +115,21 @@ def citing_only(schema: dict[str, Any], ids: Sequence[str]) -> dict[str, Any]:
         out = {key: narrow(value) for key, value in node.items()}
         properties = out.get("properties")
         cited = properties.get("claim_ids") if isinstance(properties, dict) else None
-        if isinstance(cited, dict) and cited.get("type") == "array" and ids:
+        if (
+            isinstance(properties, dict)
+            and isinstance(cited, dict)
+            and cited.get("type") == "array"
+            and ids
+        ):
             items = dict(cited.get("items") or {})
             items["enum"] = list(ids)
             most = cited.get("maxItems")
             properties["claim_ids"] = {
                 **cited,
                 "items": items,
-                "maxItems": min(most, MAX_POINT_CLAIMS) if isinstance(most, int) else MAX_POINT_CLAIMS,
+                "maxItems": min(most, MAX_POINT_CLAIMS)
+                if isinstance(most, int)
+                else MAX_POINT_CLAIMS,
             }
         return out
 
@@ -317,6 +324,16 @@ class MapReduce:
         claims = await self._condense_until_fits(claims, sources, labels)
         briefing = await self._reduce(claims, sources, labels)
         return self._represent(briefing, claims, sources) if len(sources) > 1 else briefing
+
+    async def map_only(self, sources: list[Source]) -> int:
+        """Map `sources` into the cache and stop (one worker's share of a briefing whose
+        map step is spread over a cluster; the reduce finds these claims in the cache).
+        Returns how many claims were found."""
+        if self.cache is None:
+            raise BriefingError("mapping ahead of the reduce needs the map cache")
+        labels = {s.id: f"[{n}]" for n, s in enumerate(sources, start=1)}
+        self._order = {s.id: n for n, s in enumerate(sources)}
+        return len(await self._map(sources, labels))
 
     # ------------------------------------------------------------ coverage
 

@@ -13,7 +13,7 @@ from briefing.config import Settings
 from briefing.daily.scheduler import DailyScheduler
 from briefing.service import pages, problems
 from briefing.service.deps import ApiKeyDep
-from briefing.service.jobs import JobRunner
+from briefing.service.jobs import JobExecutor, JobRunner
 from briefing.service.metrics import ServiceMetrics
 from briefing.service.middleware import BodyLimit, RequestContext
 from briefing.service.routes import (
@@ -37,6 +37,7 @@ def create_app(
 
     With `run_jobs` (and `settings.job_workers` above 0) the app's lifespan runs a worker
     that builds queued briefings; without it jobs wait for a process that does. With
+    `settings.executor == "celery"` it only sends them to the cluster's workers. With
     `run_jobs` and `settings.scheduler` it also runs the daily-briefing schedules.
     Migrations are not run here: `briefing serve` runs them before it starts the app, and
     /readyz reports a database that is behind.
@@ -48,11 +49,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runner = (
-            JobRunner(store, settings, metrics=service_metrics)
-            if run_jobs and settings.job_workers > 0
-            else None
-        )
+        runner: JobExecutor | None = None
+        if run_jobs and settings.executor == "celery":
+            from briefing.service.cluster import CeleryExecutor
+
+            # The workers run the jobs; this process queues them and sweeps up after
+            # workers that died.
+            runner = CeleryExecutor(store, settings)
+        elif run_jobs and settings.job_workers > 0:
+            runner = JobRunner(store, settings, metrics=service_metrics)
         if runner is not None:
             await runner.start()
         app.state.runner = runner

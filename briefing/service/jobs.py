@@ -18,7 +18,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
@@ -28,11 +28,12 @@ from briefing.models.calllog import CallLog, CallRecorder, CallRecorders
 from briefing.models.llm import litellm_module
 from briefing.pipeline.build import build_briefing
 from briefing.pipeline.request import BriefingRequest, job_settings
-from briefing.schema import Briefing, Source
+from briefing.schema import Briefing, Source, Usage
 from briefing.service.metrics import ServiceMetrics
 from briefing.store import FINAL_STATUSES, Job, Store, map_cache_of
 
 __all__ = [
+    "JobExecutor",
     "JobRunner",
     "wait_for_job",
 ]
@@ -50,6 +51,28 @@ def _reason(exc: BaseException) -> str:
     return f"internal error ({type(exc).__name__}); the service log has the details"
 
 
+class JobExecutor(Protocol):
+    """What the service asks of whoever runs its jobs: this process (`JobRunner`) or a
+    cluster's workers (`briefing.service.cluster.CeleryExecutor`)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def submitted(self, job_id: str) -> None:
+        """A job was just queued: run it soon."""
+
+    def cancel(self, job_id: str) -> bool:
+        """Stop the job now if this process runs it; False leaves it to its worker, which
+        sees the store's cancel request at its next heartbeat."""
+
+    def progress(self, job_id: str) -> dict[str, Any] | None:
+        """Live progress of a job this process runs; None: read the store's."""
+
+    async def changed(self, within_s: float) -> None:
+        """Return when some job may have changed, or after `within_s` seconds."""
+
+
 class _Stopped(Exception):
     """The build was stopped from outside (cancelled, shutdown, lease lost)."""
 
@@ -62,6 +85,10 @@ class _Run:
     """One job this process is running, shared between its supervisor and its build thread."""
 
     job: Job
+    #: The worker id the job is claimed under (the runner's own, or a cluster task's).
+    holder: str
+    #: Usage spent on this job elsewhere (its map step on other workers).
+    extra_usage: Usage | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     started: float = field(default_factory=time.monotonic)
     progress: dict[str, Any] | None = None
@@ -121,8 +148,11 @@ class JobRunner:
         run = self._runs.get(job_id)
         return dict(run.progress) if run is not None and run.progress is not None else None
 
-    async def start(self) -> None:
-        """Recover jobs a dead process left running, then start claiming queued jobs."""
+    def open(self) -> None:
+        """The build threads and the call log; `start` calls it, and a cluster worker that
+        hands in claimed jobs (`run_claimed`) calls it alone."""
+        if self._executor is not None:
+            return
         self._executor = ThreadPoolExecutor(
             max_workers=max(1, self.settings.job_workers), thread_name_prefix="briefing-job"
         )
@@ -134,6 +164,27 @@ class JobRunner:
         if self.metrics is not None:
             recorders.append(self.metrics)
         self._recorder = CallRecorders(*recorders) if recorders else None
+
+    @property
+    def recorder(self) -> CallRecorder | None:
+        """Where this runner's model calls are recorded (after `open`)."""
+        return self._recorder
+
+    async def run_claimed(
+        self, job: Job, *, holder: str | None = None, extra_usage: Usage | None = None
+    ) -> None:
+        """Run a job already claimed (by `holder`, default this runner) to its end: its
+        lease renewed meanwhile, its result or failure recorded once."""
+        self.open()
+        run = _Run(job, holder or self.worker_id, extra_usage)
+        self._runs[job.id] = run
+        self._count_running()
+        run.supervisor = asyncio.current_task()
+        await self._supervise(run)
+
+    async def start(self) -> None:
+        """Recover jobs a dead process left running, then start claiming queued jobs."""
+        self.open()
         await self._recover()
         self._loop_task = asyncio.create_task(self._claim_loop(), name="briefing-job-claims")
         if not self.settings.is_extractive or self.settings.model_list:
@@ -144,6 +195,10 @@ class JobRunner:
     def notify(self) -> None:
         """Look for queued jobs now (a job was just submitted), not at the next poll."""
         self._wake.set()
+
+    def submitted(self, job_id: str) -> None:
+        """A job was just queued: claim it now, not at the next poll."""
+        self.notify()
 
     def cancel(self, job_id: str) -> bool:
         """Stop the job if this process runs it; True when it does."""
@@ -209,7 +264,7 @@ class JobRunner:
                     )
                     if job is None:
                         break
-                    run = _Run(job)
+                    run = _Run(job, self.worker_id)
                     self._runs[job.id] = run
                     self._count_running()
                     run.supervisor = asyncio.create_task(self._supervise(run), name=job.id)
@@ -238,7 +293,10 @@ class JobRunner:
                     log.exception("job %s failed unexpectedly", job_id)
                 await self._finish(run, "failed", error=_reason(exc))
                 return
-            result = briefing.model_copy(update={"id": job_id}).model_dump(mode="json")
+            update: dict[str, Any] = {"id": job_id}
+            if run.extra_usage is not None:
+                update["usage"] = briefing.usage + run.extra_usage
+            result = briefing.model_copy(update=update).model_dump(mode="json")
             await self._finish(run, "succeeded", result=result)
         finally:
             self._runs.pop(job_id, None)
@@ -285,7 +343,7 @@ class JobRunner:
             job = await asyncio.to_thread(
                 self.store.jobs.heartbeat,
                 run.job.id,
-                self.worker_id,
+                run.holder,
                 lease_s=self.settings.job_lease_s,
                 progress=run.progress,
             )
@@ -322,7 +380,7 @@ class JobRunner:
                 status,
                 result=result,
                 error=error,
-                worker_id=self.worker_id,
+                worker_id=run.holder,
                 progress=run.progress,
             )
         except (ConflictError, NotFoundError) as exc:
@@ -337,7 +395,7 @@ class JobRunner:
 
     async def _release(self, run: _Run) -> None:
         try:
-            await asyncio.to_thread(self.store.jobs.release, run.job.id, self.worker_id)
+            await asyncio.to_thread(self.store.jobs.release, run.job.id, run.holder)
         except (ConflictError, NotFoundError):
             pass  # finished or taken over meanwhile: nothing left to give back
         except StoreError as exc:
@@ -361,7 +419,7 @@ class JobRunner:
 
 
 async def wait_for_job(
-    store: Store, job_id: str, within_s: float, runner: JobRunner | None = None
+    store: Store, job_id: str, within_s: float, runner: JobExecutor | None = None
 ) -> Job:
     """The job once it has finished, or as it stands after `within_s` seconds."""
     deadline = time.monotonic() + within_s

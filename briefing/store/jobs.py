@@ -130,15 +130,17 @@ class JobRepository(Repository):
         with self._read() as session:
             return _job(session, self._job_row(session, job_id))
 
-    def claim(self, worker_id: str, *, lease_s: float) -> Job | None:
-        """Move the oldest queued job to running for `worker_id`; None when none is queued."""
+    def claim(self, worker_id: str, *, lease_s: float, job_id: str | None = None) -> Job | None:
+        """Move the oldest queued job (or the job `job_id`, if it is queued) to running for
+        `worker_id`; None when there is none to claim."""
         check_storable(worker_id, "the worker id")
         with self._write() as session:
             # SKIP LOCKED lets several workers claim different jobs at once on PostgreSQL.
+            query = select(JobRow).where(JobRow.status == "queued")
+            if job_id is not None:
+                query = query.where(JobRow.id == job_id)
             row = session.scalars(
-                select(JobRow)
-                .where(JobRow.status == "queued")
-                .order_by(JobRow.created_at, JobRow.id)
+                query.order_by(JobRow.created_at, JobRow.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
             ).first()
@@ -242,6 +244,27 @@ class JobRepository(Repository):
             row.updated_at = now
             session.flush()
             return _job(session, row)
+
+    def stale_queued(self, older_than_s: float, *, limit: int = 500) -> list[str]:
+        """Ids of jobs queued and untouched for `older_than_s` seconds, oldest first; each is
+        touched, so that of several processes asking at once only one gets it (a broker
+        that lost a job's message is sent it again by one of them)."""
+        now = utc_now()
+        with self._write() as session:
+            rows = list(
+                session.scalars(
+                    select(JobRow)
+                    .where(JobRow.status == "queued")
+                    .where(JobRow.updated_at < now - timedelta(seconds=older_than_s))
+                    .order_by(JobRow.created_at, JobRow.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            for row in rows:
+                row.updated_at = now
+            session.flush()
+            return [row.id for row in rows]
 
     def request_cancel(self, job_id: str) -> Job:
         """Cancel a queued job at once; ask a running one to stop; a finished one is left."""

@@ -87,7 +87,7 @@ async def create_from_form(request: Request, settings: SettingsDep, store: Store
         return _form(request, settings, status=400, error=str(exc), given=given)
     runner = getattr(request.app.state, "runner", None)
     if runner is not None:
-        runner.notify()
+        runner.submitted(job.id)
     return RedirectResponse(f"/briefings/{job.id}", status_code=303)
 
 

@@ -26,7 +26,7 @@ from briefing.pipeline.request import BriefingOptions, BriefingRequest
 from briefing.schema import Briefing, Changes
 from briefing.service.deps import SettingsDep, StoreDep
 from briefing.service.inputs import SourcesGiven, check_source_count, inline_source
-from briefing.service.jobs import JobRunner, wait_for_job
+from briefing.service.jobs import JobExecutor, wait_for_job
 from briefing.store import FINAL_STATUSES, MAX_PAGE, Job, JobStatus, Store
 
 router = APIRouter(prefix="/v1/briefings", tags=["briefings"])
@@ -118,8 +118,8 @@ def _location(job_id: str) -> str:
     return f"/v1/briefings/{job_id}"
 
 
-def _runner(request: Request) -> JobRunner | None:
-    runner: JobRunner | None = getattr(request.app.state, "runner", None)
+def _runner(request: Request) -> JobExecutor | None:
+    runner: JobExecutor | None = getattr(request.app.state, "runner", None)
     return runner
 
 
@@ -224,7 +224,7 @@ async def create_briefing(
     job = await run_in_threadpool(submit)
     runner = _runner(request)
     if runner is not None:
-        runner.notify()
+        runner.submitted(job.id)
     if wait > 0 and job.status not in FINAL_STATUSES:
         job = await wait_for_job(store, job.id, wait, runner)
     response.headers["Location"] = _location(job.id)
