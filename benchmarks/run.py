@@ -25,6 +25,7 @@ import common
 common.clean_environment()
 
 import bench_checker  # noqa: E402 - after the environment is cleaned
+import bench_cluster  # noqa: E402
 import bench_cold_start  # noqa: E402
 import bench_compare  # noqa: E402
 import bench_local_model  # noqa: E402
@@ -44,6 +45,7 @@ BENCHMARKS: list[ModuleType] = [
     bench_scale,
     bench_compare,
     bench_pages,
+    bench_cluster,
 ]
 BY_NAME = {b.NAME: b for b in BENCHMARKS}
 RESULTS = common.BENCHMARKS / "results"

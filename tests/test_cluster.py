@@ -175,7 +175,6 @@ class Workers:
                 process.wait(timeout=5)
 
 
-
 @contextmanager
 def cluster(
     tmp_path: Path, database: str, redis: RedisServer, provider: FakeOpenAIServer, workers: int
@@ -310,6 +309,11 @@ def test_a_large_briefing_maps_on_several_workers_then_reduces_once(
         sources = [_source(n) for n in range(5)]
         job_id = _submit(served, sources)
         [job] = _wait_all(database, [job_id], 90, pool)
+        metrics = served.client.get("/metrics").text
+    # Cluster-wide gauges: nothing left on the broker, no job running anywhere.
+    assert "briefing_queue_depth 0.0" in metrics
+    assert 'briefing_cluster_jobs{status="running"} 0.0' in metrics
+    assert 'briefing_cluster_jobs{status="queued"} 0.0' in metrics
     _assert_succeeded_once([job])
     assert job.result is not None
     usage = job.result["usage"]

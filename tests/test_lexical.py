@@ -208,7 +208,11 @@ def test_claim_without_words_raises_value_error(doc: IndexedDocument) -> None:
 
 
 def test_stored_model_matches_the_features() -> None:
-    raw = resources.files("briefing.faithfulness").joinpath("lexical_model.json").read_text(encoding="utf-8")
+    raw = (
+        resources.files("briefing.faithfulness")
+        .joinpath("lexical_model.json")
+        .read_text(encoding="utf-8")
+    )
     model = json.loads(raw)
     assert tuple(model["features"]) == lexical.FEATURES
     n = len(lexical.FEATURES)

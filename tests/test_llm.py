@@ -638,6 +638,7 @@ async def test_map_requests_hold_sources_up_to_the_chunk_budget_each_source_once
         path = tmp_path / f"note{n:02}.txt"
         path.write_text(f"Note {n} reports that the depot {n} reopened on Monday.", "utf-8")
         paths.append(path)
+
     def respond(request: RecordedRequest) -> Reply:
         if _step(request) == "map":
             # A claim for every source of the pack: none is mapped again for yielding too
@@ -892,3 +893,36 @@ async def test_a_paragraph_point_becomes_one_claim_per_sentence_citing_its_own_c
     assert all(c.verdict == "supported" for c in briefing.summary)
     # The key point repeated the summary: it is not a key point twice over.
     assert all(k.text not in {c.text for c in briefing.summary} for k in briefing.key_points)
+
+
+async def test_the_reduce_schema_sent_names_only_the_claims_shown(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """A provider (or local grammar) that enforces the schema can cite only real claim ids,
+    at most 8 a point: a small model once listed ids up to C376 of 82 until max_tokens."""
+    shown_ids: list[str] = []
+
+    def respond(request: RecordedRequest) -> Reply:
+        user = request.messages[-1]["content"]
+        if "<claims>" not in user:
+            sids = re.findall(r"^\[?(S\d+)\]? ", user, re.MULTILINE)
+            claims = [{"text": "The council approved the budget.", "sentence_ids": sids[:1]}]
+            return Reply(content=json.dumps({"claims": claims}))
+        shown_ids.extend(re.findall(r"^\[(C\d+)\]", user, re.MULTILINE))
+        point = {"text": "The council approved the budget.", "claim_ids": shown_ids[:1]}
+        answer = {"title": "Council", "summary": [point], "key_points": [], "disagreements": []}
+        return Reply(content=json.dumps(answer))
+
+    fake_server.responder = respond
+    path = tmp_path / "council.txt"
+    path.write_text("Council news.\nThe council approved the budget on Monday.\n", "utf-8")
+    await build_briefing(load_sources([path]), llm_settings(response_format="json_schema"))
+    reduce = next(r for r in fake_server.requests if "<claims>" in r.messages[-1]["content"])
+    schema = reduce.body["response_format"]["json_schema"]["schema"]
+    cited = schema["$defs"]["point"]["properties"]["claim_ids"]
+    assert shown_ids
+    assert cited["items"]["enum"] == shown_ids
+    assert cited["maxItems"] == 8
+    # The map request's schema is the prompt's own.
+    first = fake_server.requests[0]
+    assert "enum" not in json.dumps(first.body["response_format"]["json_schema"]["schema"])

@@ -56,6 +56,9 @@ def create_app(
             # The workers run the jobs; this process queues them and sweeps up after
             # workers that died.
             runner = CeleryExecutor(store, settings)
+            if not getattr(app.state, "watching_cluster", False):
+                service_metrics.watch_cluster(runner.queue_depth, runner.jobs)
+                app.state.watching_cluster = True
         elif run_jobs and settings.job_workers > 0:
             runner = JobRunner(store, settings, metrics=service_metrics)
         if runner is not None:

@@ -374,6 +374,32 @@ class CeleryExecutor:
     def cancel(self, job_id: str) -> bool:
         return False
 
+    def queue_depth(self) -> float:
+        """Messages waiting on the broker's queue; NaN when it cannot be asked."""
+        import redis
+
+        try:
+            client = redis.Redis.from_url(
+                _broker(self.settings),
+                socket_timeout=SEND_TIMEOUT_S,
+                socket_connect_timeout=SEND_TIMEOUT_S,
+            )
+            try:
+                # Kombu keeps a queue's priorities in keys of their own beside its name.
+                keys = [QUEUE, *(f"{QUEUE}\x06\x16{p}" for p in (3, 6, 9))]
+                return float(sum(int(client.llen(key)) for key in keys))
+            finally:
+                client.close()
+        except Exception:
+            return float("nan")
+
+    def jobs(self, status: str) -> float:
+        """The store's jobs in `status` across the cluster; NaN when it cannot be read."""
+        try:
+            return float(self.store.jobs.count(status))  # type: ignore[arg-type]
+        except StoreError:
+            return float("nan")
+
     def progress(self, job_id: str) -> dict[str, Any] | None:
         return None
 

@@ -7,6 +7,9 @@ metrics are a `CallRecorder` beside the SQLite call log.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -79,6 +82,23 @@ class ServiceMetrics:
         )
         for kind in ("http_5xx", "job_failed", "llm_error"):
             self.errors.labels(kind=kind)  # present at 0, so rate() works from the start
+
+    def watch_cluster(self, queue_depth: Callable[[], float], jobs: Callable[[str], float]) -> None:
+        """Cluster-wide gauges, read at each scrape: messages waiting on the broker, and
+        the store's queued and running jobs (a running job is a busy worker slot)."""
+        Gauge(
+            "briefing_queue_depth",
+            "Messages waiting on the broker's briefing queue (NaN: broker unreachable).",
+            registry=self.registry,
+        ).set_function(queue_depth)
+        by_status = Gauge(
+            "briefing_cluster_jobs",
+            "Briefing jobs of the whole cluster by status (running: busy worker slots).",
+            ["status"],
+            registry=self.registry,
+        )
+        for status in ("queued", "running"):
+            by_status.labels(status).set_function(functools.partial(jobs, status))
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request."""

@@ -245,6 +245,16 @@ class JobRepository(Repository):
             session.flush()
             return _job(session, row)
 
+    def count(self, status: JobStatus) -> int:
+        """How many jobs are in `status` now."""
+        with self._read() as session:
+            return int(
+                session.scalar(
+                    select(func.count()).select_from(JobRow).where(JobRow.status == status)
+                )
+                or 0
+            )
+
     def stale_queued(self, older_than_s: float, *, limit: int = 500) -> list[str]:
         """Ids of jobs queued and untouched for `older_than_s` seconds, oldest first; each is
         touched, so that of several processes asking at once only one gets it (a broker
