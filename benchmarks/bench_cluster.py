@@ -1,8 +1,8 @@
 """10. Cluster: jobs per minute with 1, 2 and 4 `briefing worker` processes, and POST latency.
 
 `briefing serve` runs in celery mode (BRIEFING_EXECUTOR=celery) on a real `redis-server` and
-PostgreSQL (BRIEFING_BENCH_POSTGRES_URL, else BRIEFING_TEST_POSTGRES_URL; each run gets a
-schema of its own). The model is the fake provider in a process of its own, a fixed
+PostgreSQL (BENCH_POSTGRES_URL: the suite drops BRIEFING_* variables; each run gets a schema
+of its own). The model is the fake provider in a process of its own, a fixed
 LATENCY_S a call. Each worker runs one job at a time (`--concurrency 1`), so the throughput
 from 1 to 4 workers is the cluster's scaling, not a pool's.
 
@@ -91,11 +91,9 @@ def _schema() -> Iterator[str]:
 
     from briefing.store import make_engine, normalise_url
 
-    url = os.environ.get("BRIEFING_BENCH_POSTGRES_URL") or os.environ.get(
-        "BRIEFING_TEST_POSTGRES_URL"
-    )
+    url = os.environ.get("BENCH_POSTGRES_URL")
     if not url:
-        raise RuntimeError("set BRIEFING_BENCH_POSTGRES_URL to a PostgreSQL database")
+        raise RuntimeError("set BENCH_POSTGRES_URL to a PostgreSQL database (.ci/postgres)")
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     admin = make_engine(url)
     with admin.begin() as connection:

@@ -86,6 +86,18 @@ class Settings(BaseSettings):
     retry_initial_s: float = Field(default=1.0, ge=0)
     retry_max_s: float = Field(default=60.0, ge=0)
     max_concurrency: int = Field(default=4, ge=1, le=256)
+    rate_limit_rpm: int = Field(
+        default=0,
+        ge=0,
+        description="Requests per minute a model may be sent (0: no limit); in celery mode "
+        "one budget shared by every worker, through the broker's Redis.",
+    )
+    rate_limit_tpm: int = Field(
+        default=0,
+        ge=0,
+        description="Tokens per minute (prompt plus max_tokens) a model may be sent (0: no "
+        "limit); shared like rate_limit_rpm.",
+    )
 
     encoding: str = Field(default="o200k_base", description="tiktoken encoding for budgets.")
     chunk_tokens: int = Field(

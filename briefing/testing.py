@@ -43,6 +43,8 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    #: When it arrived (time.time()).
+    received_at: float = field(default_factory=time.time)
 
     @property
     def messages(self) -> list[dict[str, Any]]:

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ValidationError
 
 from briefing.errors import ConfigError, ModelOutputError, ProviderError
 from briefing.models.calllog import CallRecord, CallRecorder
+from briefing.models.ratelimit import RateLimiter, local_limiter
+from briefing.models.tokens import count_tokens
 from briefing.retry_after import retry_after_seconds
 from briefing.schema import Usage
 
@@ -86,12 +88,20 @@ class _InvalidOutput(Exception):
 class LLMClient:
     """Calls one configured model with JSON-schema output, retries and a call log."""
 
-    def __init__(self, settings: Settings, call_log: CallRecorder | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        call_log: CallRecorder | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         if settings.is_extractive:
             raise ConfigError("the extractive engine calls no model; configure a model string")
         self.settings = settings
         self.model = settings.model.strip()
         self.call_log = call_log
+        #: Requests and tokens per minute, and Retry-After pauses, shared with whoever
+        #: else holds the same limiter (the other jobs of a process, a cluster's workers).
+        self.limiter = limiter or local_limiter(settings.rate_limit_rpm, settings.rate_limit_tpm)
         self._semaphore: asyncio.Semaphore | None = None
         self._secret = settings.api_key.get_secret_value() if settings.api_key else None
 
@@ -288,6 +298,8 @@ class LLMClient:
         )
         error: ProviderError | None
         async with self._semaphore:
+            if self.limiter is not None:
+                await self.limiter.acquire(self.model, self._request_tokens(messages, params))
             started = time.perf_counter()
             try:
                 response = await litellm.acompletion(
@@ -310,6 +322,9 @@ class LLMClient:
                 record.latency_ms = (time.perf_counter() - started) * 1000
         if error is not None:
             await self._log(record, call_ids)
+            if self.limiter is not None and error.retry_after:
+                # Every caller of this model waits, not only this request's retry.
+                await self.limiter.pause(self.model, error.retry_after)
             raise error
         choice = response.choices[0]
         content = choice.message.content or ""
@@ -337,6 +352,14 @@ class LLMClient:
             calls=1, input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost
         )
         return content, finish_reason, usage
+
+    def _request_tokens(self, messages: list[dict[str, str]], params: dict[str, Any]) -> int:
+        """What a request counts against a tokens-per-minute limit: its prompt's tokens
+        (counted only when a limit needs them) plus the answer's max_tokens."""
+        if self.limiter is None or not self.limiter.counts_tokens:
+            return 0
+        prompt = sum(count_tokens(m["content"], self.settings.encoding) for m in messages)
+        return prompt + int(params.get("max_tokens") or 0)
 
     async def _log(self, record: CallRecord, call_ids: list[int] | None = None) -> None:
         if self.call_log is not None:

@@ -15,6 +15,7 @@ from briefing.faithfulness.claims import check_briefing
 from briefing.faithfulness.compare import Comparer
 from briefing.models.calllog import CallLog, CallRecorder
 from briefing.models.prompts import PromptLibrary, PromptTemplate, parse_ref
+from briefing.models.ratelimit import RateLimiter
 from briefing.pipeline.citations import citation_problems
 from briefing.pipeline.corroboration import corroborate
 from briefing.pipeline.mapcache import MapCache
@@ -41,6 +42,7 @@ async def build_briefing(
     progress: Progress | None = None,
     call_log: CallRecorder | None = None,
     map_cache: MapCache | None = None,
+    limiter: RateLimiter | None = None,
 ) -> Briefing:
     """A briefing of `sources` with the engine the settings name; the LLM engine reuses
     the map results `map_cache` keeps (when given and `settings.map_cache` is on)."""
@@ -76,7 +78,7 @@ async def build_briefing(
         from briefing.models.local import with_model_defaults
 
         settings = with_model_defaults(settings)
-        client = LLMClient(settings, call_log)
+        client = LLMClient(settings, call_log, limiter)
         client.check_credentials()
         # The sentence index of the comparison is built on a thread while the model calls
         # are out, not after them on the critical path.
@@ -140,6 +142,7 @@ async def map_ahead(
     map_cache: MapCache,
     *,
     call_log: CallRecorder | None = None,
+    limiter: RateLimiter | None = None,
 ) -> tuple[int, Usage, list[str]]:
     """The LLM engine's map step alone over `sources`, its results kept in `map_cache`:
     (claims found, usage, warnings). A later `build_briefing` with the same settings and
@@ -150,7 +153,7 @@ async def map_ahead(
     if settings.is_extractive:
         raise BriefingError("the extractive engine has no map step to run ahead")
     settings = with_model_defaults(settings)
-    client = LLMClient(settings, call_log)
+    client = LLMClient(settings, call_log, limiter)
     client.check_credentials()
     engine = MapReduce(
         settings, client, _CachedPromptLibrary(settings.prompts_dir), cache=map_cache

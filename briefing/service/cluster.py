@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from briefing.config import Settings
 from briefing.errors import BriefingError, ConflictError, NotFoundError, StoreError
+from briefing.models.ratelimit import WindowLimiter
 from briefing.pipeline.build import map_ahead
 from briefing.pipeline.request import BriefingRequest, job_settings
 from briefing.schema import Source, Usage
@@ -51,6 +52,7 @@ __all__ = [
     "REDUCE_TASK",
     "RUN_TASK",
     "CeleryExecutor",
+    "RedisCounters",
     "Sweeper",
     "celery_app",
     "run_worker",
@@ -124,6 +126,82 @@ def send_run(app: Celery, job_id: str) -> bool:
     return True
 
 
+# ---------------------------------------------------------------- shared rate limits
+
+
+#: Adds a request to a model's window if it fits: KEYS = requests key, tokens key;
+#: ARGV = tokens, rpm, tpm, ttl seconds. Atomic in Redis, so workers cannot both take the
+#: last slot. Mirrors `briefing.models.ratelimit.fits`.
+_TAKE = """
+local requests = tonumber(redis.call('GET', KEYS[1]) or '0')
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+local tokens, rpm, tpm = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if rpm > 0 and requests + 1 > rpm then return 0 end
+if tpm > 0 and used > 0 and used + tokens > tpm then return 0 end
+redis.call('INCR', KEYS[1])
+redis.call('INCRBY', KEYS[2], tokens)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return 1
+"""
+
+
+class RedisCounters:
+    """A rate limiter's counts and pauses in Redis: one budget for every worker."""
+
+    def __init__(self, url: str, *, prefix: str = "briefing:limits") -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=SEND_TIMEOUT_S, socket_connect_timeout=SEND_TIMEOUT_S
+        )
+        self.prefix = prefix
+        self._take = self.client.register_script(_TAKE)
+
+    def paused_for(self, model: str) -> float:
+        try:
+            left = int(self.client.pttl(f"{self.prefix}:pause:{model}"))
+        except Exception as exc:
+            # A broker that is down must not stop the model calls: limits lapse meanwhile.
+            log.warning("rate limits not read (%s)", type(exc).__name__)
+            return 0.0
+        return left / 1000 if left > 0 else 0.0
+
+    def set_pause(self, model: str, seconds: float) -> None:
+        key = f"{self.prefix}:pause:{model}"
+        ms = max(1, int(seconds * 1000))
+        try:
+            # GT: a longer pause already set stays.
+            if not self.client.set(key, "1", px=ms, nx=True):
+                left = int(self.client.pttl(key))
+                if left < ms:
+                    self.client.pexpire(key, ms)
+        except Exception as exc:
+            log.warning("pause not shared (%s)", type(exc).__name__)
+
+    def take(self, model: str, window: int, tokens: int, rpm: int, tpm: int) -> bool:
+        base = f"{self.prefix}:{model}:{window}"
+        try:
+            return bool(self._take(keys=[f"{base}:requests", f"{base}:tokens"],
+                                   args=[tokens, rpm, tpm, 600]))  # fmt: skip
+        except Exception as exc:
+            log.warning("rate limits not counted (%s)", type(exc).__name__)
+            return True
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def shared_limiter(settings: Settings) -> WindowLimiter:
+    """The cluster's limiter: the settings' limits and the providers' Retry-After pauses,
+    counted in the broker's Redis."""
+    return WindowLimiter(
+        RedisCounters(_broker(settings)),
+        rpm=settings.rate_limit_rpm,
+        tpm=settings.rate_limit_tpm,
+    )
+
+
 # ---------------------------------------------------------------- worker-process state
 
 
@@ -155,7 +233,7 @@ def _process() -> _Process:
         if _state is None or _state.pid != os.getpid():
             settings = Settings()
             store = Store(settings.store_url)
-            runner = JobRunner(store, settings)
+            runner = JobRunner(store, settings, limiter=shared_limiter(settings))
             runner.open()
             _state = _Process(os.getpid(), settings, store, runner, celery_app(settings))
         return _state
@@ -269,7 +347,13 @@ def map_sources(job_id: str, holder: str, source_ids: list[str]) -> dict[str, An
 
             async def main() -> tuple[int, Usage, list[str]]:
                 work = asyncio.ensure_future(
-                    map_ahead(sources, built, cache, call_log=state.runner.recorder)
+                    map_ahead(
+                        sources,
+                        built,
+                        cache,
+                        call_log=state.runner.recorder,
+                        limiter=state.runner.limiter,
+                    )
                 )
                 while not work.done():
                     await asyncio.wait({work}, timeout=0.5)

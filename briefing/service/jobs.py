@@ -26,6 +26,7 @@ from briefing.config import Settings
 from briefing.errors import BriefingError, ConflictError, LLMError, NotFoundError, StoreError
 from briefing.models.calllog import CallLog, CallRecorder, CallRecorders
 from briefing.models.llm import litellm_module
+from briefing.models.ratelimit import RateLimiter, local_limiter
 from briefing.pipeline.build import build_briefing
 from briefing.pipeline.request import BriefingRequest, job_settings
 from briefing.schema import Briefing, Source, Usage
@@ -122,8 +123,11 @@ class JobRunner:
         *,
         worker_id: str | None = None,
         metrics: ServiceMetrics | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.store = store
+        # One budget for every job of the process (a cluster passes one shared by all).
+        self.limiter = limiter or local_limiter(settings.rate_limit_rpm, settings.rate_limit_tpm)
         self.settings = settings
         self.metrics = metrics
         # Host and pid say which process held a job that was left running.
@@ -328,6 +332,7 @@ class JobRunner:
                 progress=run.report,
                 call_log=self._recorder,
                 map_cache=map_cache_of(self.store, settings),
+                limiter=self.limiter,
             )
 
         try:
