@@ -307,7 +307,14 @@ def test_a_large_briefing_maps_on_several_workers_then_reduces_once(
 ) -> None:
     with cluster(tmp_path, database, redis, provider, workers=2) as (served, pool):
         sources = [_source(n) for n in range(5)]
-        job_id = _submit(served, sources)
+        body = {"sources": sources}
+        key = {"Idempotency-Key": "five-reports"}
+        first = served.client.post("/v1/briefings", json=body, headers=key)
+        again = served.client.post("/v1/briefings", json=body, headers=key)
+        assert first.status_code == again.status_code == 202, (first.text, again.text)
+        job_id = first.json()["id"]
+        # The same key and request: the same job, queued once, run once.
+        assert again.json()["id"] == job_id
         [job] = _wait_all(database, [job_id], 90, pool)
         metrics = served.client.get("/metrics").text
     # Cluster-wide gauges: nothing left on the broker, no job running anywhere.

@@ -192,3 +192,31 @@ class PromptLibrary:
                 raise PromptError(f"{path}:{lineno}: expected 'NAME@VERSION SHA256'")
             entries[parts[0]] = parts[1]
         return entries
+
+
+class CachedPromptLibrary(PromptLibrary):
+    """Parses each template once per process while the files of its name are unchanged.
+
+    Parsing and validating the three YAML templates took 15-25 ms on every briefing, a
+    tenth of a model call, and 14 ms of every POST /v1/briefings (which checks that its
+    prompt exists); reading and hashing the files takes a fraction of a millisecond.
+    """
+
+    def get(self, ref: str) -> PromptTemplate:
+        """The template for NAME@VERSION, parsed again only when a file of NAME changed."""
+        name, _ = parse_ref(ref)
+        try:
+            contents = tuple(
+                sorted(
+                    (p.name, hashlib.sha256(p.read_bytes()).hexdigest())
+                    for p in (self.root / name).glob("v*.yaml")
+                )
+            )
+        except OSError:
+            return super().get(ref)
+        return _cached_template(self.root, ref, contents)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_template(root: Path, ref: str, contents: tuple[tuple[str, str], ...]) -> PromptTemplate:
+    return PromptLibrary(root).get(ref)

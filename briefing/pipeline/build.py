@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from briefing.faithfulness.checker import Checker
 from briefing.faithfulness.claims import check_briefing
 from briefing.faithfulness.compare import Comparer
 from briefing.models.calllog import CallLog, CallRecorder
-from briefing.models.prompts import PromptLibrary, PromptTemplate, parse_ref
+from briefing.models.prompts import CachedPromptLibrary
 from briefing.models.ratelimit import RateLimiter
 from briefing.pipeline.citations import citation_problems
 from briefing.pipeline.corroboration import corroborate
@@ -103,7 +101,7 @@ async def build_briefing(
         engine = MapReduce(
             settings,
             client,
-            _CachedPromptLibrary(settings.prompts_dir),
+            CachedPromptLibrary(settings.prompts_dir),
             progress,
             cache=map_cache if settings.map_cache else None,
             backing=backing if indexing is not None else None,
@@ -155,9 +153,7 @@ async def map_ahead(
     settings = with_model_defaults(settings)
     client = LLMClient(settings, call_log, limiter)
     client.check_credentials()
-    engine = MapReduce(
-        settings, client, _CachedPromptLibrary(settings.prompts_dir), cache=map_cache
-    )
+    engine = MapReduce(settings, client, CachedPromptLibrary(settings.prompts_dir), cache=map_cache)
     found = await engine.map_only(sources)
     return found, engine.usage, engine.warnings
 
@@ -167,30 +163,3 @@ def build_briefing_sync(
 ) -> Briefing:
     """build_briefing for callers without an event loop."""
     return asyncio.run(build_briefing(sources, settings, progress=progress))
-
-
-class _CachedPromptLibrary(PromptLibrary):
-    """Parses each template once per process while the files of its name are unchanged.
-
-    Parsing and validating the three YAML templates took 15-25 ms on every briefing, a
-    tenth of a model call; reading and hashing the files takes a fraction of a millisecond.
-    """
-
-    def get(self, ref: str) -> PromptTemplate:
-        """The template for NAME@VERSION, parsed again only when a file of NAME changed."""
-        name, _ = parse_ref(ref)
-        try:
-            contents = tuple(
-                sorted(
-                    (p.name, hashlib.sha256(p.read_bytes()).hexdigest())
-                    for p in (self.root / name).glob("v*.yaml")
-                )
-            )
-        except OSError:
-            return super().get(ref)
-        return _cached_template(self.root, ref, contents)
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_template(root: Path, ref: str, contents: tuple[tuple[str, str], ...]) -> PromptTemplate:
-    return PromptLibrary(root).get(ref)

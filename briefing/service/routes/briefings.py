@@ -19,7 +19,7 @@ from briefing.daily.changes import diff_briefings
 from briefing.errors import ConflictError, LimitError, NotFoundError, UserError
 from briefing.faithfulness.checker import Checker
 from briefing.models.local import default_prompt
-from briefing.models.prompts import PromptLibrary
+from briefing.models.prompts import CachedPromptLibrary
 from briefing.pipeline.engines import offered_models
 from briefing.pipeline.render import changes_markdown, to_markdown
 from briefing.pipeline.request import BriefingOptions, BriefingRequest
@@ -152,7 +152,7 @@ def resolve_request(body: BriefingCreate, settings: Settings, store: Store) -> B
         )
     # A local model's own default prompt, unless the service's settings name one.
     prompt = body.prompt or default_prompt(settings, model)
-    PromptLibrary(settings.prompts_dir).get(prompt)  # PromptError (422) when unknown
+    CachedPromptLibrary(settings.prompts_dir).get(prompt)  # PromptError (422) when unknown
     source_ids = list(body.source_ids)
     for item in body.sources:
         stored, _ = store.sources.add(inline_source(item, settings))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
 from briefing.errors import NotFoundError, PromptError
-from briefing.models.prompts import PromptLibrary, PromptTemplate
+from briefing.models.prompts import CachedPromptLibrary, PromptTemplate
 from briefing.service.deps import SettingsDep
 
 router = APIRouter(prefix="/v1/prompts", tags=["prompts"])
@@ -49,7 +49,7 @@ def _summary(template: PromptTemplate, released: dict[str, str]) -> dict[str, An
 @router.get("", response_model=list[PromptSummary])
 def list_prompts(settings: SettingsDep) -> list[PromptSummary]:
     """Every template version with its content hash and whether it is released."""
-    library = PromptLibrary(settings.prompts_dir)
+    library = CachedPromptLibrary(settings.prompts_dir)
     released = library.released()
     return [PromptSummary(**_summary(t, released)) for t in library.all()]
 
@@ -59,7 +59,7 @@ def get_prompt(
     name: str, version: Annotated[int, Path(ge=1)], settings: SettingsDep
 ) -> PromptPublic:
     """One template version: parameters, variables, output schema and templates."""
-    library = PromptLibrary(settings.prompts_dir)
+    library = CachedPromptLibrary(settings.prompts_dir)
     try:
         template = library.get(f"{name}@{version}")
     except PromptError as exc:
