@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from store_databases import database_url
 from test_corroboration import _responder
-from test_restart import TEST_API_KEY, TEST_MODEL, Served, serve
+from test_restart import Served, serve, service_env
 from test_serve import _free_port
 
 from briefing.config import Settings
@@ -111,15 +111,9 @@ def _env(
     database: str, redis: RedisServer, provider: FakeOpenAIServer, tmp_path: Path
 ) -> dict[str, str]:
     return {
+        **service_env(tmp_path, database, provider),
         "BRIEFING_EXECUTOR": "celery",
         "BRIEFING_BROKER_URL": redis.url,
-        "BRIEFING_DATABASE_URL": database,
-        "BRIEFING_MODEL": TEST_MODEL,
-        "BRIEFING_API_BASE": provider.base_url,
-        "BRIEFING_API_KEY": TEST_API_KEY,
-        "BRIEFING_RETRY_INITIAL_S": "0.01",
-        "BRIEFING_RETRY_MAX_S": "0.05",
-        "BRIEFING_CALL_LOG": str(tmp_path / "calls.db"),
         "BRIEFING_JOB_LEASE_S": str(LEASE_S),
         "BRIEFING_JOB_HEARTBEAT_S": "0.3",
         "BRIEFING_JOB_REQUEUE_S": "2",

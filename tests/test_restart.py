@@ -87,6 +87,19 @@ def provider() -> Iterator[FakeOpenAIServer]:
         yield server
 
 
+def service_env(tmp_path: Path, database: str, provider: FakeOpenAIServer) -> dict[str, str]:
+    """The BRIEFING_* variables of a process on `database` whose model is `provider`."""
+    return {
+        "BRIEFING_DATABASE_URL": database,
+        "BRIEFING_MODEL": TEST_MODEL,
+        "BRIEFING_API_BASE": provider.base_url,
+        "BRIEFING_API_KEY": TEST_API_KEY,
+        "BRIEFING_RETRY_INITIAL_S": "0.01",
+        "BRIEFING_RETRY_MAX_S": "0.05",
+        "BRIEFING_CALL_LOG": str(tmp_path / "calls.db"),
+    }
+
+
 @contextmanager
 def serve(
     tmp_path: Path, database: str, provider: FakeOpenAIServer, **env: str
@@ -96,13 +109,7 @@ def serve(
     # The developer's BRIEFING_* variables must not change what the service runs with.
     clean = {k: v for k, v in os.environ.items() if not k.upper().startswith("BRIEFING_")}
     settings = {
-        "BRIEFING_DATABASE_URL": database,
-        "BRIEFING_MODEL": TEST_MODEL,
-        "BRIEFING_API_BASE": provider.base_url,
-        "BRIEFING_API_KEY": TEST_API_KEY,
-        "BRIEFING_RETRY_INITIAL_S": "0.01",
-        "BRIEFING_RETRY_MAX_S": "0.05",
-        "BRIEFING_CALL_LOG": str(tmp_path / "calls.db"),
+        **service_env(tmp_path, database, provider),
         "BRIEFING_JOB_WORKERS": "1",
         "BRIEFING_JOB_LEASE_S": str(LEASE_S),
         "BRIEFING_JOB_HEARTBEAT_S": "0.25",
