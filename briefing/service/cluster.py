@@ -39,8 +39,8 @@ from briefing.errors import BriefingError, ConflictError, NotFoundError, StoreEr
 from briefing.models.ratelimit import WindowLimiter
 from briefing.pipeline.build import map_ahead
 from briefing.pipeline.request import BriefingRequest, job_settings
-from briefing.schema import Source, Usage
-from briefing.service.jobs import JobRunner
+from briefing.schema import Usage
+from briefing.service.jobs import JobRunner, job_sources
 from briefing.store import Job, Store, map_cache_of
 from briefing.urls import redact_url
 
@@ -239,10 +239,6 @@ def _process() -> _Process:
         return _state
 
 
-def _sources(store: Store, ids: list[str]) -> list[Source]:
-    return [Source.model_validate(store.sources.get(s).model_dump()) for s in ids]
-
-
 def _request(job: Job) -> BriefingRequest:
     return BriefingRequest.model_validate(job.request)
 
@@ -342,7 +338,7 @@ def map_sources(job_id: str, holder: str, source_ids: list[str]) -> dict[str, An
         cache = map_cache_of(store, built)
         if cache is None:
             return {"usage": {}, "warnings": []}
-        sources = _sources(store, source_ids)
+        sources = job_sources(store, source_ids)
         with _leased(store, settings, job_id, holder) as lost:
 
             async def main() -> tuple[int, Usage, list[str]]:

@@ -36,6 +36,7 @@ from briefing.store import FINAL_STATUSES, Job, Store, map_cache_of
 __all__ = [
     "JobExecutor",
     "JobRunner",
+    "job_sources",
     "wait_for_job",
 ]
 
@@ -50,6 +51,11 @@ def _reason(exc: BaseException) -> str:
         return str(exc)
     # A bug: the client gets the kind, the log gets the traceback.
     return f"internal error ({type(exc).__name__}); the service log has the details"
+
+
+def job_sources(store: Store, source_ids: list[str]) -> list[Source]:
+    """A job's stored sources, in its order, as the pipeline takes them."""
+    return [Source.model_validate(store.sources.get(s).model_dump()) for s in source_ids]
 
 
 class JobExecutor(Protocol):
@@ -314,10 +320,7 @@ class JobRunner:
             request = BriefingRequest.model_validate(run.job.request)
         except ValidationError as exc:
             raise BriefingError(f"the job's stored request is not valid: {exc}") from None
-        sources: list[Source] = [
-            Source.model_validate(self.store.sources.get(s).model_dump())
-            for s in request.source_ids
-        ]
+        sources = job_sources(self.store, request.source_ids)
         settings = job_settings(self.settings, request)
 
         async def main() -> Briefing:
