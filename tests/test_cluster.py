@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -352,3 +353,92 @@ def test_a_worker_without_celery_mode_says_what_to_set(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "set BRIEFING_EXECUTOR=celery" in done.stderr
+
+
+SCHEDULES = """\
+[[schedule]]
+name = "news"
+cron = "0 0 * * *"
+sources = [{ kind = "folder", path = "news/" }]
+deliver = [{ kind = "store" }]
+"""
+
+
+def test_daily_runs_are_sent_once_by_two_services_and_run_on_a_worker(
+    tmp_path: Path, database: str, redis: RedisServer, provider: FakeOpenAIServer
+) -> None:
+    """Two services' schedulers fire the same run: one message goes out; a broker that
+    loses it gets it again at the next tick; a worker, not a service, runs it, once."""
+    from briefing.daily.scheduler import DailyScheduler
+    from briefing.daily.schedules import Schedule
+    from briefing.service.cluster import ScheduleSender, celery_app
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "seeds", tmp_path / "news")
+    schedules = tmp_path / "briefings.toml"
+    schedules.write_text(SCHEDULES, encoding="utf-8")
+    env = {**_env(database, redis, provider, tmp_path), "BRIEFING_SCHEDULES": str(schedules)}
+    settings = Settings(
+        database_url=database,
+        executor="celery",
+        broker_url=redis.url,
+        schedules_file=schedules,
+        call_log=tmp_path / "calls.db",
+        shutdown_grace_s=5,
+    )
+    sent: list[bool] = []
+    sender = ScheduleSender(settings, celery_app(settings))
+
+    def counting(schedule: Schedule, day: date, scheduled_at: datetime) -> bool:
+        ok = sender(schedule, day, scheduled_at)
+        sent.append(ok)
+        return ok
+
+    stores = [Store(database) for _ in range(2)]
+    schedulers = [DailyScheduler(s, settings, dispatch=counting) for s in stores]
+    pool = Workers(env, tmp_path)
+    today = datetime.now(UTC).date()
+    try:
+        for scheduler in schedulers:
+            scheduler.start()  # each catches up today's 00:00 run: both fire
+        deadline = time.monotonic() + 20
+        while len(sent) < 2:
+            assert time.monotonic() < deadline, sent
+            time.sleep(0.05)
+        assert sorted(sent) == [False, True]
+        for scheduler in schedulers:
+            scheduler.tick()  # no run yet, but the message is on its way: not sent again
+        assert sent.count(True) == 1
+        assert stores[0].runs.find("news", today) is None  # no service ran it
+
+        # The broker restarts empty, message and fence gone: the next tick sends it again.
+        redis.stop()
+        redis.start()
+        schedulers[1].tick()
+        assert sent.count(True) == 2
+
+        worker = pool.start()
+        deadline = time.monotonic() + 60
+        while True:
+            run = stores[0].runs.find("news", today)
+            if run is not None and run.status != "running":
+                break
+            assert time.monotonic() < deadline, pool.logs()
+            time.sleep(0.2)
+        assert run.status == "succeeded", (run.status, run.error, pool.logs())
+        # Run by a process of the worker's pool (owner = host:pid:nonce), not by this one.
+        assert run.owner is not None
+        assert int(run.owner.split(":")[1]) in _group(worker.pid) - {os.getpid()}
+        assert len(stores[0].runs.recent("news")) == 1
+        assert run.job_id is not None
+        result = stores[0].jobs.get(run.job_id).result
+        assert result is not None
+        assert result["key_points"]
+        for scheduler in schedulers:
+            scheduler.tick()  # the date has its run: nothing more is sent
+        assert sent.count(True) == 2
+    finally:
+        for scheduler in schedulers:
+            scheduler.stop(timeout_s=5)
+        pool.stop_all()
+        for store in stores:
+            store.close()

@@ -39,7 +39,12 @@ from briefing.daily.delivery import (
     spec_fingerprint,
     stored_spec,
 )
-from briefing.daily.schedules import Schedule, load_schedules
+from briefing.daily.schedules import (
+    Schedule,
+    describe_problems,
+    load_schedules,
+    untrusted_problems,
+)
 from briefing.errors import (
     BriefingError,
     ConfigError,
@@ -50,6 +55,7 @@ from briefing.errors import (
 )
 from briefing.faithfulness.checker import Checker
 from briefing.models.local import default_prompt
+from briefing.models.ratelimit import RateLimiter
 from briefing.pipeline.build import build_briefing
 from briefing.pipeline.request import BriefingRequest, job_settings
 from briefing.schema import Briefing, Source
@@ -65,6 +71,7 @@ __all__ = [
     "previous_briefing",
     "retry_deliveries",
     "run_schedule",
+    "runnable_schedule",
     "schedules_of",
 ]
 
@@ -168,6 +175,24 @@ def find_schedule(schedules: list[Schedule], name: str) -> Schedule:
     raise NotFoundError(f"no schedule named {name!r} (known: {known})")
 
 
+def runnable_schedule(name: str, store: Store, settings: Settings) -> Schedule:
+    """Schedule `name` as a service runs it: from the schedules file, or from the API when
+    this process's settings allow all it reads, writes and uses.
+
+    What a worker of the cluster looks up before it runs a firing sent to it, so that it
+    runs nothing the sending service's scheduler would not. NotFoundError when the name is
+    defined nowhere (deleted since it fired); ConfigError when it is defined twice or
+    refused here.
+    """
+    found = find_schedule(schedules_of(settings, store), name)
+    if any(d.name == name for d in api_schedules(store)):
+        problems = untrusted_problems(found, settings)
+        if problems:
+            reasons = describe_problems(problems)
+            raise ConfigError(f"schedule {name!r} is not run here: {reasons}")
+    return found
+
+
 # ---------------------------------------------------------------- one run
 
 
@@ -204,6 +229,7 @@ def run_schedule(
     force: bool = False,
     now: datetime | None = None,
     scheduled_at: datetime | None = None,
+    limiter: RateLimiter | None = None,
 ) -> RunOutcome:
     """Run `schedule` once for `run_date` (today in its time zone by default).
 
@@ -236,7 +262,7 @@ def run_schedule(
         return RunOutcome(schedule.name, day, "skipped", message, run=run)
     with _Lease(store, run.id, owner):
         try:
-            return _run(schedule, store, settings, run, owner, now)
+            return _run(schedule, store, settings, run, owner, now, limiter)
         except BriefingError as exc:
             error = str(exc)
         except Exception as exc:  # a bug: recorded, so the run is not left "running"
@@ -262,6 +288,7 @@ def _run(
     run: ScheduleRun,
     owner: str,
     now: datetime,
+    limiter: RateLimiter | None,
 ) -> RunOutcome:
     day = run.run_date
     collection = collect(
@@ -303,7 +330,7 @@ def _run(
             source_ids=source_ids, model=schedule.model, prompt=prompt, options=schedule.options
         )
         briefing = asyncio.run(
-            _brief(schedule, store, settings, request, [c.source for c in fresh], day)
+            _brief(schedule, store, settings, request, [c.source for c in fresh], day, limiter)
         )
         briefing = briefing.model_copy(
             update={"id": job_id, "warnings": [*briefing.warnings, *warnings]}
@@ -371,10 +398,14 @@ async def _brief(
     request: BriefingRequest,
     sources: list[Source],
     day: date,
+    limiter: RateLimiter | None,
 ) -> Briefing:
     """The run's briefing, with what changed since the schedule's previous briefing."""
     built = await build_briefing(
-        sources, job_settings(settings, request), map_cache=map_cache_of(store, settings)
+        sources,
+        job_settings(settings, request),
+        map_cache=map_cache_of(store, settings),
+        limiter=limiter,
     )
     previous = previous_briefing(store, schedule.name, day)
     if previous is None:

@@ -15,6 +15,11 @@ Every `tick_s` (a minute) the scheduler retries due deliveries and reads the sch
 again, so a change made through the API of another process takes effect; this process's
 API reloads at once. A schedules file that no longer reads keeps its previous schedules,
 and a database that is down keeps the API's: the scheduler logs and carries on.
+
+On a cluster (`dispatch` given) a firing runs nowhere here: it is handed to `dispatch`,
+which sends it to the workers (`briefing.service.cluster`). There the (schedule, date) key
+still decides who runs; every tick also hands over again each schedule whose date has no
+run yet, or only one whose worker died, since a broker can lose what it was sent.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from briefing.config import Settings
@@ -34,11 +39,18 @@ from briefing.daily.runs import (
     retry_deliveries,
     run_schedule,
 )
-from briefing.daily.schedules import Schedule, due_run, load_schedules, trigger, untrusted_problems
+from briefing.daily.schedules import (
+    Schedule,
+    describe_problems,
+    due_run,
+    load_schedules,
+    trigger,
+    untrusted_problems,
+)
 from briefing.errors import BriefingError, ConfigError
 from briefing.store import Store
 
-__all__ = ["DailyScheduler"]
+__all__ = ["DailyScheduler", "Dispatch"]
 
 log = logging.getLogger("briefing.scheduler")
 
@@ -49,6 +61,11 @@ _JOB_PREFIX = "schedule:"
 _TICK_JOB = "tick"
 
 
+#: Hands the run of a schedule for (date, scheduled time) to someone else to carry out;
+#: True when it was sent, False when it was not (already sent, or nowhere to send it).
+Dispatch = Callable[[Schedule, date, datetime], bool]
+
+
 def _job_id(name: str) -> str:
     return _JOB_PREFIX + name
 
@@ -57,7 +74,8 @@ class DailyScheduler:
     """Runs the schedules of the file and of the store at their times, in this process.
 
     `clock` (aware datetimes) stands for the current time in the decisions of which run is
-    due; APScheduler's timers keep the real time.
+    due; APScheduler's timers keep the real time. With `dispatch` the runs are carried out
+    elsewhere (see the module docstring).
     """
 
     def __init__(
@@ -67,6 +85,7 @@ class DailyScheduler:
         *,
         tick_s: float = 60.0,
         clock: Callable[[], datetime] | None = None,
+        dispatch: Dispatch | None = None,
     ) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -74,6 +93,7 @@ class DailyScheduler:
         self.settings = settings
         self.tick_s = tick_s
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._dispatch = dispatch
         self._scheduler: Any = BackgroundScheduler(
             timezone=UTC,
             executors={"default": _daemon_executor()},
@@ -210,9 +230,7 @@ class DailyScheduler:
                 continue
             problems = untrusted_problems(defined.schedule, self.settings)
             if problems:
-                reasons = "; ".join(
-                    ".".join(str(p) for p in where) + f": {message}" for where, message in problems
-                )
+                reasons = describe_problems(problems)
                 notes.add(f"{defined.name}: not run here: {reasons}")
                 continue
             wanted[defined.name] = defined
@@ -276,6 +294,10 @@ class DailyScheduler:
         if due is None:
             return None
         day, scheduled_at = due
+        if self._dispatch is not None:
+            if self._dispatch(schedule, day, scheduled_at):
+                log.info("%s %s: sent to the workers", schedule.name, day)
+            return None
         try:
             outcome = run_schedule(
                 schedule,
@@ -313,6 +335,11 @@ class DailyScheduler:
         except BriefingError as exc:
             log.warning("deliveries not retried: %s", exc)
         self.reload()
+        if self._dispatch is not None:
+            # What the broker lost (or a dead worker left) is sent again; `dispatch` sends
+            # a date once per run lease, so a message still queued is not multiplied.
+            for name in self.missed():
+                self.run_due(name)
 
 
 def _daemon_executor() -> Any:

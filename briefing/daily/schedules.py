@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_WINDOW",
     "Schedule",
+    "describe_problems",
     "due_run",
     "load_schedules",
     "next_run",
@@ -407,6 +408,13 @@ def untrusted_problems(schedule: Schedule, settings: Settings) -> list[Problem]:
         except PromptError as exc:
             problems.append((("prompt",), str(exc)))
     return problems
+
+
+def describe_problems(problems: Sequence[Problem]) -> str:
+    """Problems as one line: "deliver.0.dir.path: …; model: …"."""
+    return "; ".join(
+        ".".join(str(p) for p in where) + f": {message}" for where, message in problems
+    )
 
 
 def _path_problems(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from briefing import __version__
 from briefing.config import Settings
-from briefing.daily.scheduler import DailyScheduler
+from briefing.daily.scheduler import DailyScheduler, Dispatch
 from briefing.service import pages, problems
 from briefing.service.deps import ApiKeyDep
 from briefing.service.jobs import JobExecutor, JobRunner
@@ -50,12 +50,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runner: JobExecutor | None = None
+        dispatch: Dispatch | None = None  # daily runs: here, unless on a cluster
         if run_jobs and settings.executor == "celery":
             from briefing.service.cluster import CeleryExecutor
 
             # The workers run the jobs; this process queues them and sweeps up after
             # workers that died.
             runner = CeleryExecutor(store, settings)
+            dispatch = runner.send_schedule
             if not getattr(app.state, "watching_cluster", False):
                 service_metrics.watch_cluster(runner.queue_depth, runner.jobs)
                 app.state.watching_cluster = True
@@ -64,7 +66,11 @@ def create_app(
         if runner is not None:
             await runner.start()
         app.state.runner = runner
-        daily = DailyScheduler(store, settings) if run_jobs and settings.scheduler else None
+        daily = (
+            DailyScheduler(store, settings, dispatch=dispatch)
+            if run_jobs and settings.scheduler
+            else None
+        )
         app.state.scheduler = daily
         try:
             if daily is not None:

@@ -12,6 +12,10 @@ a task whose worker was killed, or one whose lease ran out cannot write a second
   job's lease), then `briefing.reduce_job`, which builds the briefing with every map result
   found in the cache. A map that failed is redone by the reduce; a retried job maps only
   what is not cached yet.
+- `briefing.run_schedule(name, date, scheduled_at)`: one daily run, sent by the schedulers
+  of the `briefing serve` processes instead of running it there (`ScheduleSender`). Sends
+  of one (schedule, date) are fenced in Redis, so N services send one message; the store's
+  (schedule, date) key still decides who runs, whatever arrives twice.
 - A sweeper in every worker (and in `briefing serve`) gives jobs back that a dead worker
   left running (lease expired) and sends them again, and sends again jobs still queued
   `job_requeue_s` after their last message (a broker restarted without its queue).
@@ -30,11 +34,14 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from briefing.config import Settings
+from briefing.daily.runs import RUN_LEASE_S, run_schedule, runnable_schedule
+from briefing.daily.schedules import Schedule
 from briefing.errors import BriefingError, ConflictError, NotFoundError, StoreError
 from briefing.models.ratelimit import WindowLimiter
 from briefing.pipeline.build import map_ahead
@@ -51,8 +58,10 @@ __all__ = [
     "MAP_TASK",
     "REDUCE_TASK",
     "RUN_TASK",
+    "SCHEDULE_TASK",
     "CeleryExecutor",
     "RedisCounters",
+    "ScheduleSender",
     "Sweeper",
     "celery_app",
     "run_worker",
@@ -63,6 +72,7 @@ log = logging.getLogger("briefing.cluster")
 RUN_TASK = "briefing.run_job"
 MAP_TASK = "briefing.map_sources"
 REDUCE_TASK = "briefing.reduce_job"
+SCHEDULE_TASK = "briefing.run_schedule"
 QUEUE = "briefing"
 #: How long sending one message may take before the broker counts as down (the job stays
 #: queued in the store; the sweeper sends it once the broker is back).
@@ -112,6 +122,7 @@ def celery_app(settings: Settings) -> Celery:
     app.task(name=RUN_TASK, bind=False, ignore_result=True)(run_job)
     app.task(name=MAP_TASK, bind=False)(map_sources)
     app.task(name=REDUCE_TASK, bind=False, ignore_result=True)(reduce_job)
+    app.task(name=SCHEDULE_TASK, bind=False, ignore_result=True)(run_daily)
     return app
 
 
@@ -382,6 +393,29 @@ def reduce_job(shares: list[dict[str, Any]], job_id: str, holder: str) -> str:
     return "reduced"
 
 
+def run_daily(name: str, day: str, scheduled_at: str) -> str:
+    """Run schedule `name` for `day` (ISO date) here, unless the date has a run already."""
+    state = _process()
+    try:
+        schedule = runnable_schedule(name, state.store, state.settings)
+    except BriefingError as exc:
+        # Deleted since it fired, or refused by this worker's settings: nothing to retry.
+        log.error("daily run %s %s not run: %s", name, day, exc)
+        return "not run"
+    outcome = run_schedule(
+        schedule,
+        state.store,
+        state.settings,
+        run_date=date.fromisoformat(day),
+        scheduled_at=datetime.fromisoformat(scheduled_at),
+        limiter=state.runner.limiter,
+    )
+    level = logging.WARNING if outcome.status == "failed" else logging.INFO
+    line = "; ".join(part.strip() for part in outcome.message.splitlines())
+    log.log(level, "daily run: %s", line)
+    return outcome.status
+
+
 # ---------------------------------------------------------------- sweeper
 
 
@@ -430,6 +464,62 @@ class Sweeper:
 # ---------------------------------------------------------------- the service's side
 
 
+class ScheduleSender:
+    """A scheduler's `dispatch` on a cluster: sends a daily run to the workers once.
+
+    Before sending, it takes `briefing:firing:<name>:<date>` in Redis for one run lease (SET
+    NX): of N services firing the same schedule one sends, and a scheduler's later looks at
+    a date that has no run yet (its message lost with a broker that restarted) send again
+    only once that has run out, not every tick while the message waits in the queue.
+    """
+
+    def __init__(self, settings: Settings, app: Celery, *, fence_s: float = RUN_LEASE_S) -> None:
+        self.settings = settings
+        self.app = app
+        self.fence_s = fence_s
+
+    def __call__(self, schedule: Schedule, day: date, scheduled_at: datetime) -> bool:
+        key = f"briefing:firing:{schedule.name}:{day.isoformat()}"
+        try:
+            client = _redis(self.settings)
+            try:
+                if not client.set(key, socket.gethostname(), nx=True, ex=int(self.fence_s)):
+                    return False  # sent by this or another service within the fence
+                self.app.send_task(
+                    SCHEDULE_TASK,
+                    args=[schedule.name, day.isoformat(), scheduled_at.isoformat()],
+                    queue=QUEUE,
+                    retry=False,
+                )
+            finally:
+                client.close()
+        except Exception as exc:  # redis' and kombu's transport errors
+            log.warning("%s %s: not sent to the workers (%s); sent again at a later tick",
+                        schedule.name, day, type(exc).__name__)  # fmt: skip
+            with suppress(Exception):
+                _forget(self.settings, key)
+            return False
+        return True
+
+
+def _redis(settings: Settings) -> Any:
+    """A client of the broker's Redis that gives up as soon as a send would."""
+    import redis
+
+    return redis.Redis.from_url(
+        _broker(settings), socket_timeout=SEND_TIMEOUT_S, socket_connect_timeout=SEND_TIMEOUT_S
+    )
+
+
+def _forget(settings: Settings, key: str) -> None:
+    """Drop a fence whose message never left, so the next tick may send it."""
+    client = _redis(settings)
+    try:
+        client.delete(key)
+    finally:
+        client.close()
+
+
 class CeleryExecutor:
     """`briefing serve` in celery mode: queues jobs for the workers, runs none itself."""
 
@@ -438,6 +528,8 @@ class CeleryExecutor:
         self.settings = settings
         self.app = celery_app(settings)
         self.sweeper = Sweeper(store, settings, self.app)
+        #: The daily scheduler's `dispatch`: its runs go to the workers too.
+        self.send_schedule = ScheduleSender(settings, self.app)
 
     async def start(self) -> None:
         self.sweeper.start()
@@ -456,14 +548,8 @@ class CeleryExecutor:
 
     def queue_depth(self) -> float:
         """Messages waiting on the broker's queue; NaN when it cannot be asked."""
-        import redis
-
         try:
-            client = redis.Redis.from_url(
-                _broker(self.settings),
-                socket_timeout=SEND_TIMEOUT_S,
-                socket_connect_timeout=SEND_TIMEOUT_S,
-            )
+            client = _redis(self.settings)
             try:
                 # Kombu keeps a queue's priorities in keys of their own beside its name.
                 keys = [QUEUE, *(f"{QUEUE}\x06\x16{p}" for p in (3, 6, 9))]
