@@ -181,17 +181,25 @@ async def _warm(url: str, source: dict[str, str], workers: int) -> None:
         await _until_done(client, made, 180)
 
 
-async def _until_done(client: httpx.AsyncClient, ids: list[str], within_s: float) -> Counter[str]:
+async def _until_done(
+    client: httpx.AsyncClient, ids: list[str], within_s: float
+) -> tuple[Counter[str], list[str]]:
+    """The jobs' statuses once all ended (or `within_s` passed), and the errors of those
+    that did not succeed."""
     statuses: dict[str, str] = {}
+    errors: dict[str, str] = {}
     deadline = time.perf_counter() + within_s
     while time.perf_counter() < deadline:
         pending = [i for i in ids if statuses.get(i) not in ("succeeded", "failed", "cancelled")]
         if not pending:
             break
         for job_id in pending:
-            statuses[job_id] = (await client.get(f"/v1/briefings/{job_id}")).json()["status"]
+            body = (await client.get(f"/v1/briefings/{job_id}")).json()
+            statuses[job_id] = body["status"]
+            if body["status"] in ("failed", "cancelled"):
+                errors[job_id] = f"{body['status']}: {body.get('error')}"
         await asyncio.sleep(0.2)
-    return Counter(statuses.values())
+    return Counter(statuses.values()), list(errors.values())
 
 
 async def _throughput(url: str, sources: list[dict[str, str]]) -> dict[str, Any]:
@@ -201,11 +209,12 @@ async def _throughput(url: str, sources: list[dict[str, str]]) -> dict[str, Any]
             *(client.post("/v1/briefings", json={"sources": [s]}) for s in sources)
         )
         ids = [r.json()["id"] for r in responses if r.status_code in (200, 202)]
-        counts = await _until_done(client, ids, 600)
+        counts, errors = await _until_done(client, ids, 600)
         elapsed = time.perf_counter() - started
     return {
         "jobs": len(sources),
         "succeeded": counts.get("succeeded", 0),
+        "not_succeeded": errors,
         "seconds": round(elapsed, 2),
         "jobs_per_minute": round(60 * counts.get("succeeded", 0) / elapsed, 1),
     }

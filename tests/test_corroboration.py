@@ -233,3 +233,29 @@ async def test_llm_claims_are_corroborated_and_ordered(
     council = next(c for c in briefing.claims() if "council" in c.text)
     assert council.corroboration.status == "single_source"
     assert {row.source_id for row in briefing.source_agreement} == {a.id, b.id}
+
+
+def test_a_long_paragraph_cut_short_keeps_its_finished_sentences() -> None:
+    """A paragraph whose line does not close (it ends on "… stated:" before a quotation,
+    or the text was cut) is no headline: its finished sentences are statements, only the
+    unfinished one is not. A short line that does not close stays a headline."""
+    text = (
+        "Notably, Putin was the first world leader to reach out to George W. Bush following "
+        "the September 11 attacks in 2001. This friendship did not last long, as different "
+        "visions of Russia's place in the world soon took shape. Angela Stent, an expert on "
+        "U.S.-Russia relations, stated:\n"
+        "Trump discovers that Putin is no pushover in the talks\n"
+        "A second paragraph closes the text properly here."
+    )
+    source = source_from_text(text)
+    found = {x.text: is_statement(x, source) for x in segment(source)}
+    assert found[
+        "Notably, Putin was the first world leader to reach out to George W. Bush following "
+        "the September 11 attacks in 2001."
+    ]
+    assert found[
+        "This friendship did not last long, as different visions of Russia's place in the "
+        "world soon took shape."
+    ]
+    assert not found["Angela Stent, an expert on U.S.-Russia relations, stated:"]
+    assert not found["Trump discovers that Putin is no pushover in the talks"]

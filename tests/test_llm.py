@@ -926,3 +926,45 @@ async def test_the_reduce_schema_sent_names_only_the_claims_shown(
     # The map request's schema is the prompt's own.
     first = fake_server.requests[0]
     assert "enum" not in json.dumps(first.body["response_format"]["json_schema"]["schema"])
+
+
+async def test_key_points_topped_up_start_with_the_source_least_cited_and_its_facts(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """A reduce that gave no key point of its own (a small model) is topped up from the map
+    step's claims: the source the summary did not cite first, and of each source the
+    claims that name who, where and how many before its commentary."""
+    harbour, ferry = tmp_path / "harbour.txt", tmp_path / "ferry.txt"
+    harbour.write_text(
+        "The harbour reopened on Friday after repairs.\n"
+        "Officials were pleased with how things went overall.\n"
+        "Mayor Anna Berg said 240 ships and 3,100 passengers used it in May.\n",
+        "utf-8",
+    )
+    ferry.write_text(
+        "The weather was pleasant for most of the week.\n"
+        "The ferry company Nordlink added 12 sailings to Gotland and Riga.\n"
+        "Many people felt that the change was welcome.\n",
+        "utf-8",
+    )
+
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) == "map":
+            lines = _SENTENCE_LINE.findall(request.messages[1]["content"])
+            return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in lines]})
+        ids = {text: cid for cid, text in _claim_lines(request).items()}
+        opening = "The harbour reopened on Friday after repairs."
+        point = {"text": opening, "claim_ids": [ids[opening]]}
+        return _reply({"title": "Harbour", "summary": [point], "key_points": []})
+
+    fake_server.responder = respond
+    briefing = await build_briefing(load_sources([harbour, ferry]), llm_settings(key_points=3))
+    [summary] = briefing.summary
+    assert summary.citations[0].source_id == briefing.sources[0].id
+    assert [k.text for k in briefing.key_points[:2]] == [
+        "The ferry company Nordlink added 12 sailings to Gotland and Riga.",
+        "Mayor Anna Berg said 240 ships and 3,100 passengers used it in May.",
+    ]
+    assert len(briefing.key_points) == 3
+    assert briefing.key_points[2].citations[0].source_id == briefing.sources[1].id
+    _assert_exact_citations(briefing)

@@ -34,7 +34,7 @@ from briefing.schema import (
 )
 from briefing.text.segment import Sentence, segment
 
-__all__ = ["NOTICE", "build_extractive", "is_statement"]
+__all__ = ["NOTICE", "build_extractive", "is_statement", "specifics"]
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -79,7 +79,9 @@ _SAME_PARAGRAPH = 0.45
 _MAX_DISAGREEMENTS = 5
 
 # A line that ends without a full stop (or a closing quote after one) is a headline, a
-# section heading or a link to another article, not a statement.
+# section heading or a link to another article, not a statement; unless it is longer than
+# any headline (words).
+_HEADLINE_WORDS = 40
 _CLOSED = re.compile(r"[.!…][\"'”’»)\]]*$")
 _BYLINE = re.compile(
     r"^(?:by|author|authors|written by|reporting by|additional reporting|editing by|"
@@ -155,8 +157,13 @@ def is_statement(sentence: Sentence, source: Source, *, by_length: bool = True) 
     line_end = source.text.find("\n", sentence.end)
     line = source.text[line_start : len(source.text) if line_end < 0 else line_end].strip()
     words = _WORD.findall(text)
+    # A headline, heading or link-bait line never closes. A long line that does not is a
+    # paragraph cut short: only its unfinished last sentence is no statement.
+    headline = not _CLOSED.search(line) and (
+        not _CLOSED.search(text) or len(_WORD.findall(line)) <= _HEADLINE_WORDS
+    )
     return not (
-        not _CLOSED.search(line)  # headline, heading, link-bait: its line never closes
+        headline
         or text.endswith((":", "?", '?"', "?”"))
         or _BYLINE.match(text)
         or (_DATELINE.match(text) and len(_WORD.findall(_DATELINE.sub("", text))) < _MIN_WORDS)
@@ -280,7 +287,7 @@ def _prior(c: _Candidate, part: str) -> float:
     return lead * voice * specific * length * weight
 
 
-def _specifics(text: str) -> int:
+def specifics(text: str) -> int:
     """Distinct names (runs of capitalised words after a sentence's first word: "University
     College London" is one) and figures in `text`."""
     words = _WORD.findall(text)
@@ -322,7 +329,7 @@ def _candidates(
                 source,
                 {w: v / norm for w, v in vec.items()},
                 set(words),
-                _specifics(said),
+                specifics(said),
                 known.get((source.id, sentence.start, sentence.end)),
                 rarity=rarity,
             )

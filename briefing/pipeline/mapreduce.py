@@ -11,6 +11,7 @@ import asyncio
 import math
 import re
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -29,7 +30,7 @@ from briefing.pipeline.citations import (
     normalize_sentence_id,
     resolve_sentence_ids,
 )
-from briefing.pipeline.extractive import is_statement
+from briefing.pipeline.extractive import is_statement, specifics
 from briefing.pipeline.mapcache import CachedClaim, MapCache, map_key
 from briefing.schema import (
     Briefing,
@@ -761,8 +762,12 @@ class MapReduce:
     def _reduce_variables(
         self, claims: list[_Claim], sources: list[Source], labels: dict[str, str]
     ) -> dict[str, object]:
-        if "groups" in self.reduce_prompt.input_variables:
-            return {"groups": self._claim_groups(claims, sources, labels)}
+        wanted = self.reduce_prompt.input_variables
+        if "groups" in wanted:
+            groups: dict[str, object] = {"groups": self._claim_groups(claims, sources, labels)}
+            if "key_points" in wanted:  # briefing@3 on asks for them by number
+                groups["key_points"] = self.settings.key_points
+            return groups
         return {
             "claims": self._claim_rows(claims),
             "sources": [{"label": labels[s.id], "title": as_data(s.title)} for s in sources],
@@ -984,17 +989,21 @@ class MapReduce:
     ) -> list[Claim]:
         """When the reduce gave fewer than MIN_KEY_POINTS key points of its own (a small
         model that wrote one paragraph), the map step's claims follow up to
-        BRIEFING_KEY_POINTS: backed ones first, the sources in turn, none that restates a
-        point already made. A reduce that chose its points is left as it is."""
+        BRIEFING_KEY_POINTS, none that restates a point already made: the sources in turn,
+        the one the briefing cites least first; of each, backed claims first, then the
+        ones that state most facts (names, figures), so the points carry the story's facts
+        rather than its commentary. A reduce that chose its points is left as it is."""
         wanted = self.settings.key_points
         if len(key_points) >= min(MIN_KEY_POINTS, wanted):
             return key_points
         made = [_content_words(c.text) for c in [*summary, *key_points]]
         used = {(c.source_id, c.start, c.end) for p in [*summary, *key_points] for c in p.citations}
+        cited = Counter(p.citations[0].source_id for p in [*summary, *key_points] if p.citations)
         queues: dict[str, list[_Claim]] = {}
-        for claim in sorted(claims, key=lambda c: not c.backed):
+        for claim in sorted(claims, key=lambda c: (not c.backed, -specifics(c.text))):
             if claim.citations:
                 queues.setdefault(claim.citations[0].source_id, []).append(claim)
+        queues = dict(sorted(queues.items(), key=lambda item: cited[item[0]]))
         added: list[Claim] = []
         while len(key_points) + len(added) < wanted and any(queues.values()):
             for queue in queues.values():
