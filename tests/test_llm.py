@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from briefing.config import Settings
-from briefing.errors import ModelOutputError, ProviderError
+from briefing.errors import BriefingError, ModelOutputError, ProviderError
 from briefing.faithfulness import lexical
 from briefing.models.calllog import CallLog
 from briefing.models.llm import LLMClient, litellm_module
@@ -968,3 +968,13 @@ async def test_key_points_topped_up_start_with_the_source_least_cited_and_its_fa
     assert len(briefing.key_points) == 3
     assert briefing.key_points[2].citations[0].source_id == briefing.sources[1].id
     _assert_exact_citations(briefing)
+
+
+async def test_sources_with_nothing_to_cite_fail_saying_so_without_a_call(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    path = tmp_path / "headlines.txt"
+    path.write_text("Breaking news from the harbour\nMore on this story soon\n", "utf-8")
+    with pytest.raises(BriefingError, match="no sentence of the sources reads as a statement"):
+        await build_briefing(load_sources([path]), llm_settings())
+    assert fake_server.requests == []

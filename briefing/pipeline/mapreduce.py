@@ -316,9 +316,17 @@ class MapReduce:
                     f"every map request failed ({len(self._map_failures)} of "
                     f"{self._map_requests}): " + "; ".join(self._map_failures[:5])
                 )
+            if not self._map_requests:
+                why = (
+                    "no sentence of the sources reads as a statement a claim could cite "
+                    "(each is a headline, byline, question or remark about the article)"
+                )
+            elif self.warnings:
+                why = "; ".join(self.warnings[-5:])
+            else:
+                why = f"its answers to {self._map_requests} map request(s) held no claim"
             raise LLMError(
-                "the model extracted no claim with a valid citation from any source; "
-                "see the warnings: " + "; ".join(self.warnings[-5:])
+                f"the model extracted no claim with a valid citation from any source: {why}"
             )
         if len(sources) > 1:
             claims = await self._balance(claims, sources, labels)
