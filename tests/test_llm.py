@@ -978,3 +978,49 @@ async def test_sources_with_nothing_to_cite_fail_saying_so_without_a_call(
     with pytest.raises(BriefingError, match="no sentence of the sources reads as a statement"):
         await build_briefing(load_sources([path]), llm_settings())
     assert fake_server.requests == []
+
+
+async def test_a_source_the_reduce_ignored_gets_key_points_of_its_facts(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """A small model that writes only of one source (the last listed) leaves the others'
+    facts out: claims of the source it cited nothing of fill the key points up to
+    BRIEFING_KEY_POINTS, its most specific first, and the warnings say so."""
+    harbour, ferry = tmp_path / "harbour.txt", tmp_path / "ferry.txt"
+    harbour.write_text(
+        "The harbour reopened on Friday after repairs.\n"
+        "Officials were pleased with how things went overall.\n"
+        "Mayor Anna Berg said 240 ships and 3,100 passengers used it in May.\n"
+        "Crews repainted the quay walls over the winter months.\n",
+        "utf-8",
+    )
+    ferry.write_text(
+        "The weather was pleasant for most of the week.\n"
+        "The ferry company Nordlink added 12 sailings to Gotland and Riga.\n"
+        "Many people felt that the change was welcome.\n",
+        "utf-8",
+    )
+
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) == "map":
+            lines = _SENTENCE_LINE.findall(request.messages[1]["content"])
+            return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in lines]})
+        ferry_ids = [cid for cid, text in _claim_lines(request).items() if "harbour" not in text
+                     and ("ferry" in text or "weather" in text or "people" in text)]  # fmt: skip
+        points = [{"text": t, "claim_ids": [cid]} for cid, t in _claim_lines(request).items()
+                  if cid in ferry_ids]  # fmt: skip
+        summary = [{"text": "Ferries changed this week.", "claim_ids": ferry_ids[:2]}]
+        return _reply({"title": "Ferry", "summary": summary, "key_points": points})
+
+    fake_server.responder = respond
+    briefing = await build_briefing(load_sources([harbour, ferry]), llm_settings(key_points=5))
+    harbour_id = briefing.sources[0].id
+    own = [k for k in briefing.key_points if k.citations[0].source_id != harbour_id]
+    added = [k for k in briefing.key_points if k.citations[0].source_id == harbour_id]
+    assert len(own) == 3
+    assert len(briefing.key_points) == 5
+    assert added[0].text == "Mayor Anna Berg said 240 ships and 3,100 passengers used it in May."
+    assert "2 more were taken from the map step's claims of 1 source(s) it cited nothing of" in (
+        " ".join(briefing.warnings)
+    )
+    _assert_exact_citations(briefing)

@@ -770,12 +770,8 @@ class MapReduce:
     def _reduce_variables(
         self, claims: list[_Claim], sources: list[Source], labels: dict[str, str]
     ) -> dict[str, object]:
-        wanted = self.reduce_prompt.input_variables
-        if "groups" in wanted:
-            groups: dict[str, object] = {"groups": self._claim_groups(claims, sources, labels)}
-            if "key_points" in wanted:  # briefing@3 on asks for them by number
-                groups["key_points"] = self.settings.key_points
-            return groups
+        if "groups" in self.reduce_prompt.input_variables:
+            return {"groups": self._claim_groups(claims, sources, labels)}
         return {
             "claims": self._claim_rows(claims),
             "sources": [{"label": labels[s.id], "title": as_data(s.title)} for s in sources],
@@ -995,25 +991,38 @@ class MapReduce:
         claims: list[_Claim],
         counter: Iterator[int],
     ) -> list[Claim]:
-        """When the reduce gave fewer than MIN_KEY_POINTS key points of its own (a small
-        model that wrote one paragraph), the map step's claims follow up to
-        BRIEFING_KEY_POINTS, none that restates a point already made: the sources in turn,
-        the one the briefing cites least first; of each, backed claims first, then the
-        ones that state most facts (names, figures), so the points carry the story's facts
-        rather than its commentary. A reduce that chose its points is left as it is."""
+        """Key points from the map step's claims where the reduce left a gap.
+
+        When it gave fewer than MIN_KEY_POINTS of its own (a small model that wrote one
+        paragraph), claims of every source follow up to BRIEFING_KEY_POINTS. When its
+        summary and key points cite nothing of a source it was shown claims of (a small
+        model that wrote only of the last source listed), claims of those sources follow,
+        up to BRIEFING_KEY_POINTS in all and at least one each (of BRIEFING_KEY_POINTS of
+        them at most; `_represent` sees to the rest). The sources take turns,
+        the one the briefing cites least first; of each, backed claims first, then the ones
+        that state most facts (names, figures), so the points carry the story's facts
+        rather than its commentary; none that restates a point already made."""
         wanted = self.settings.key_points
-        if len(key_points) >= min(MIN_KEY_POINTS, wanted):
-            return key_points
-        made = [_content_words(c.text) for c in [*summary, *key_points]]
-        used = {(c.source_id, c.start, c.end) for p in [*summary, *key_points] for c in p.citations}
-        cited = Counter(p.citations[0].source_id for p in [*summary, *key_points] if p.citations)
+        made_points = [*summary, *key_points]
         queues: dict[str, list[_Claim]] = {}
         for claim in sorted(claims, key=lambda c: (not c.backed, -specifics(c.text))):
             if claim.citations:
                 queues.setdefault(claim.citations[0].source_id, []).append(claim)
+        mentioned = {c.source_id for p in made_points for c in p.citations}
+        starved = [source_id for source_id in queues if source_id not in mentioned]
+        if len(key_points) < min(MIN_KEY_POINTS, wanted):
+            target = wanted
+        elif starved:
+            queues = {source_id: queues[source_id] for source_id in starved}
+            target = max(wanted, len(key_points) + min(len(starved), wanted))
+        else:
+            return key_points
+        made = [_content_words(c.text) for c in made_points]
+        used = {(c.source_id, c.start, c.end) for p in made_points for c in p.citations}
+        cited = Counter(p.citations[0].source_id for p in made_points if p.citations)
         queues = dict(sorted(queues.items(), key=lambda item: cited[item[0]]))
         added: list[Claim] = []
-        while len(key_points) + len(added) < wanted and any(queues.values()):
+        while len(key_points) + len(added) < target and any(queues.values()):
             for queue in queues.values():
                 while queue:
                     claim = queue.pop(0)
@@ -1027,12 +1036,17 @@ class MapReduce:
                         Claim(id=f"c{next(counter)}", text=claim.text, citations=claim.citations)
                     )
                     break
-                if len(key_points) + len(added) >= wanted:
+                if len(key_points) + len(added) >= target:
                     break
         if added:
+            whose = (
+                f" of {len(starved)} source(s) it cited nothing of"
+                if len(key_points) >= min(MIN_KEY_POINTS, wanted)
+                else ""
+            )
             self.warnings.append(
                 f"the reduce gave {len(key_points)} key point(s); {len(added)} more were taken "
-                "from the map step's claims"
+                f"from the map step's claims{whose}"
             )
         return [*key_points, *added]
 
