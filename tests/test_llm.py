@@ -928,37 +928,48 @@ async def test_the_reduce_schema_sent_names_only_the_claims_shown(
     assert "enum" not in json.dumps(first.body["response_format"]["json_schema"]["schema"])
 
 
-async def test_key_points_topped_up_start_with_the_source_least_cited_and_its_facts(
-    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
-) -> None:
-    """A reduce that gave no key point of its own (a small model) is topped up from the map
-    step's claims: the source the summary did not cite first, and of each source the
-    claims that name who, where and how many before its commentary."""
+def _harbour_and_ferry(tmp_path: Path, *more_harbour: str) -> list[Path]:
+    """Two sources, each a fact with names and figures among vaguer sentences."""
     harbour, ferry = tmp_path / "harbour.txt", tmp_path / "ferry.txt"
-    harbour.write_text(
-        "The harbour reopened on Friday after repairs.\n"
-        "Officials were pleased with how things went overall.\n"
-        "Mayor Anna Berg said 240 ships and 3,100 passengers used it in May.\n",
-        "utf-8",
-    )
+    lines = [
+        "The harbour reopened on Friday after repairs.",
+        "Officials were pleased with how things went overall.",
+        "Mayor Anna Berg said 240 ships and 3,100 passengers used it in May.",
+        *more_harbour,
+    ]
+    harbour.write_text("".join(f"{line}\n" for line in lines), "utf-8")
     ferry.write_text(
         "The weather was pleasant for most of the week.\n"
         "The ferry company Nordlink added 12 sailings to Gotland and Riga.\n"
         "Many people felt that the change was welcome.\n",
         "utf-8",
     )
+    return [harbour, ferry]
+
+
+def _each_sentence_a_claim(request: RecordedRequest) -> Reply:
+    lines = _SENTENCE_LINE.findall(request.messages[1]["content"])
+    return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in lines]})
+
+
+async def test_key_points_topped_up_start_with_the_source_least_cited_and_its_facts(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """A reduce that gave no key point of its own (a small model) is topped up from the map
+    step's claims: the source the summary did not cite first, and of each source the
+    claims that name who, where and how many before its commentary."""
+    paths = _harbour_and_ferry(tmp_path)
 
     def respond(request: RecordedRequest) -> Reply:
         if _step(request) == "map":
-            lines = _SENTENCE_LINE.findall(request.messages[1]["content"])
-            return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in lines]})
+            return _each_sentence_a_claim(request)
         ids = {text: cid for cid, text in _claim_lines(request).items()}
         opening = "The harbour reopened on Friday after repairs."
         point = {"text": opening, "claim_ids": [ids[opening]]}
         return _reply({"title": "Harbour", "summary": [point], "key_points": []})
 
     fake_server.responder = respond
-    briefing = await build_briefing(load_sources([harbour, ferry]), llm_settings(key_points=3))
+    briefing = await build_briefing(load_sources(paths), llm_settings(key_points=3))
     [summary] = briefing.summary
     assert summary.citations[0].source_id == briefing.sources[0].id
     assert [k.text for k in briefing.key_points[:2]] == [
@@ -986,25 +997,11 @@ async def test_a_source_the_reduce_ignored_gets_key_points_of_its_facts(
     """A small model that writes only of one source (the last listed) leaves the others'
     facts out: claims of the source it cited nothing of fill the key points up to
     BRIEFING_KEY_POINTS, its most specific first, and the warnings say so."""
-    harbour, ferry = tmp_path / "harbour.txt", tmp_path / "ferry.txt"
-    harbour.write_text(
-        "The harbour reopened on Friday after repairs.\n"
-        "Officials were pleased with how things went overall.\n"
-        "Mayor Anna Berg said 240 ships and 3,100 passengers used it in May.\n"
-        "Crews repainted the quay walls over the winter months.\n",
-        "utf-8",
-    )
-    ferry.write_text(
-        "The weather was pleasant for most of the week.\n"
-        "The ferry company Nordlink added 12 sailings to Gotland and Riga.\n"
-        "Many people felt that the change was welcome.\n",
-        "utf-8",
-    )
+    paths = _harbour_and_ferry(tmp_path, "Crews repainted the quay walls over the winter months.")
 
     def respond(request: RecordedRequest) -> Reply:
         if _step(request) == "map":
-            lines = _SENTENCE_LINE.findall(request.messages[1]["content"])
-            return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in lines]})
+            return _each_sentence_a_claim(request)
         ferry_ids = [cid for cid, text in _claim_lines(request).items() if "harbour" not in text
                      and ("ferry" in text or "weather" in text or "people" in text)]  # fmt: skip
         points = [{"text": t, "claim_ids": [cid]} for cid, t in _claim_lines(request).items()
@@ -1013,7 +1010,7 @@ async def test_a_source_the_reduce_ignored_gets_key_points_of_its_facts(
         return _reply({"title": "Ferry", "summary": summary, "key_points": points})
 
     fake_server.responder = respond
-    briefing = await build_briefing(load_sources([harbour, ferry]), llm_settings(key_points=5))
+    briefing = await build_briefing(load_sources(paths), llm_settings(key_points=5))
     harbour_id = briefing.sources[0].id
     own = [k for k in briefing.key_points if k.citations[0].source_id != harbour_id]
     added = [k for k in briefing.key_points if k.citations[0].source_id == harbour_id]
