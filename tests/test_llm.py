@@ -899,7 +899,9 @@ async def test_the_reduce_schema_sent_names_only_the_claims_shown(
     fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
 ) -> None:
     """A provider (or local grammar) that enforces the schema can cite only real claim ids,
-    at most 8 a point: a small model once listed ids up to C376 of 82 until max_tokens."""
+    at most 8 a point: a small model once listed ids up to C376 of 82 until max_tokens. A
+    map request's schema, likewise, cites only the sentences shown and ends its list at the
+    claims asked for (the same model copied out every sentence of an article)."""
     shown_ids: list[str] = []
 
     def respond(request: RecordedRequest) -> Reply:
@@ -923,9 +925,15 @@ async def test_the_reduce_schema_sent_names_only_the_claims_shown(
     assert shown_ids
     assert cited["items"]["enum"] == shown_ids
     assert cited["maxItems"] == 8
-    # The map request's schema is the prompt's own.
+    # The map request's schema names the sentences it shows and holds the claims it asks.
     first = fake_server.requests[0]
-    assert "enum" not in json.dumps(first.body["response_format"]["json_schema"]["schema"])
+    claims = first.body["response_format"]["json_schema"]["schema"]["properties"]["claims"]
+    user = first.messages[-1]["content"]
+    shown_sentences = re.findall(r"^\[?(S\d+)\]? ", user, re.MULTILINE)
+    assert shown_sentences
+    assert claims["items"]["properties"]["sentence_ids"]["items"]["enum"] == shown_sentences
+    asked = sum(int(n) for n in re.findall(r'claims="(\d+)"', user))
+    assert claims["maxItems"] == asked
 
 
 def _harbour_and_ferry(tmp_path: Path, *more_harbour: str) -> list[Path]:

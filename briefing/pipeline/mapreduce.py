@@ -138,6 +138,35 @@ def citing_only(schema: dict[str, Any], ids: Sequence[str]) -> dict[str, Any]:
     return narrowed
 
 
+def asking_for(schema: dict[str, Any], ids: Sequence[str], most: int) -> dict[str, Any]:
+    """The map prompt's `schema` narrowed to one request: `sentence_ids` to an enum of the
+    ids it shows, and `claims` to at most the `most` it asks for.
+
+    A provider or local grammar enforcing the schema then closes the list once it holds
+    what was asked: a 1.5B model asked for 10 claims of an article copied out every
+    sentence until max_tokens, an answer that failed, twice. A schema of another shape
+    comes back unchanged.
+    """
+    claims = (schema.get("properties") or {}).get("claims")
+    if not isinstance(claims, dict) or claims.get("type") != "array":
+        return schema
+    item = dict(claims.get("items") or {})
+    properties = dict(item.get("properties") or {})
+    cited = properties.get("sentence_ids")
+    if isinstance(cited, dict) and cited.get("type") == "array" and ids:
+        properties["sentence_ids"] = {
+            **cited,
+            "items": {**(cited.get("items") or {}), "enum": list(ids)},
+        }
+    ceiling = claims.get("maxItems")
+    narrowed = {
+        **claims,
+        "items": {**item, "properties": properties},
+        "maxItems": min(ceiling, most) if isinstance(ceiling, int) else most,
+    }
+    return {**schema, "properties": {**schema["properties"], "claims": narrowed}}
+
+
 class MapOutput(BaseModel):
     """What extract-claims returns."""
 
@@ -596,7 +625,16 @@ class MapReduce:
             variables, shown = self._map_variables(pack)
             where = _where(pack)
             try:
-                result = await self.client.structured(self.map_prompt, variables, MapOutput)
+                result = await self.client.structured(
+                    self.map_prompt,
+                    variables,
+                    MapOutput,
+                    schema=asking_for(
+                        self.map_prompt.output_schema,
+                        list(shown),
+                        max(1, sum(d.max_claims for d in pack)),
+                    ),
+                )
             except ModelOutputError as exc:
                 self.usage += exc.usage
                 self.warnings.append(f"{where} skipped: {exc}")
