@@ -97,6 +97,22 @@ async def test_offline_scores_and_evidence(offline: Settings) -> None:
     assert "4.2 million" in good.evidence[0].text
 
 
+async def test_a_spaced_abbreviation_is_the_same_word(offline: Settings) -> None:
+    """A 1.5B model writes "U. S." for its source's "U.S."; the claim was judged to
+    contradict the very sentence it restates."""
+    document = (
+        "Officials familiar with the details told CNN that the latest U.S. proposal includes "
+        "recognition of Russian control over Crimea, a long\u2014standing red line for Ukraine "
+        "and its European allies."
+    )
+    claim = (
+        "The latest U. S. proposal includes recognition of Russian control over Crimea, a "
+        "long-standing red line for Ukraine and its European allies."
+    )
+    [result] = await Checker(offline).check([CheckPair(id="1", document=document, claim=claim)])
+    assert result.verdict == "supported", result
+
+
 def test_the_judge_method_needs_a_model(offline: Settings) -> None:
     with pytest.raises(ConfigError, match="BRIEFING_CHECK_MODEL"):
         Checker(offline, "judge")

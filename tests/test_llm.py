@@ -1029,3 +1029,121 @@ async def test_a_source_the_reduce_ignored_gets_key_points_of_its_facts(
         " ".join(briefing.warnings)
     )
     _assert_exact_citations(briefing)
+
+
+_ASKED = re.compile(r'<source title="[^"]*" claims="(\d+)">')
+
+
+async def test_a_chunk_read_only_at_its_start_has_the_rest_mapped_again(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """A small model asked for N claims of a long article copies out its first N sentences
+    in order: the sentences it left unread are mapped again, in chunks the size of what it
+    read, so that the article's later facts reach the briefing; a retry is not retried."""
+    path = tmp_path / "stations.txt"
+    path.write_text(
+        "".join(
+            f"Station {n} on the {('north', 'east', 'west')[n % 3]} line opened in "
+            f"{1900 + n} with {n + 2} platforms.\n"
+            for n in range(1, 61)
+        ),
+        "utf-8",
+    )
+
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) != "map":
+            return _reply({"title": "Stations", "summary": [], "key_points": []})
+        user = request.messages[1]["content"]
+        asked = sum(int(n) for n in _ASKED.findall(user))
+        lines = _SENTENCE_LINE.findall(user)[:asked]
+        return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in lines]})
+
+    fake_server.responder = respond
+    briefing = await build_briefing(load_sources([path]), llm_settings(key_points=5))
+
+    maps = [r for r in fake_server.requests if _step(r) == "map"]
+    first = _SENTENCE_LINE.findall(maps[0].messages[1]["content"])
+    read = int(_ASKED.findall(maps[0].messages[1]["content"])[0])
+    assert 2 <= read < len(first) / 2
+    again = [t for r in maps[1:] for _, t in _SENTENCE_LINE.findall(r.messages[1]["content"])]
+    # Only the unread sentences are sent again, each once (no overlap is wider than the
+    # small chunks), and all of them.
+    assert len(maps) > 2
+    assert set(again) == {t for _, t in first[read:]}
+    assert not set(again) & {t for _, t in first[:read]}
+    warning = next(w for w in briefing.warnings if "cited only the first" in w)
+    assert f"the first {read} of {len(first)} sentences shown" in warning
+    assert f"in {len(maps) - 1} smaller request(s)" in warning
+    # The reduce is shown claims of the whole article, down to its last part.
+    [reduce] = [r for r in fake_server.requests if _step(r) == "reduce"]
+    shown = set(_claim_lines(reduce).values())
+    last_part = _SENTENCE_LINE.findall(maps[-1].messages[1]["content"])
+    assert last_part[0][1] in shown
+    assert [t for _, t in first].index(last_part[0][1]) >= len(first) * 3 / 4
+    assert len(shown) == read + sum(map(int, _ASKED.findall(" ".join(
+        r.messages[1]["content"] for r in maps[1:]))))  # fmt: skip
+    _assert_exact_citations(briefing)
+
+
+async def test_claims_spread_over_a_chunk_are_not_mapped_again(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """A model that picks its claims across the article (S1, S9, S17, ...) read all of it,
+    though it gave no more claims than one that copied out S1..S6: one map request."""
+    path = tmp_path / "stations.txt"
+    path.write_text(
+        "".join(f"Station {n} opened in {1900 + n} with {n + 2} platforms.\n" for n in range(60)),
+        "utf-8",
+    )
+
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) != "map":
+            return _reply({"title": "Stations", "summary": [], "key_points": []})
+        user = request.messages[1]["content"]
+        asked = sum(int(n) for n in _ASKED.findall(user))
+        lines = _SENTENCE_LINE.findall(user)
+        picked = lines[:: max(1, len(lines) // asked)][:asked]
+        return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in picked]})
+
+    fake_server.responder = respond
+    briefing = await build_briefing(load_sources([path]), llm_settings())
+    assert [_step(r) for r in fake_server.requests] == ["map", "reduce"]
+    assert not [w for w in briefing.warnings if "mapped again" in w]
+
+
+async def test_a_summary_about_the_briefing_is_dropped_and_claims_stand_in(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """A small model shown many claims wrote its summary about the briefing ("The briefing
+    discusses ..."): no fact of the story to check. Those sentences are dropped, and the
+    map step's claims (each source's lead first) stand in for the summary."""
+    paths = _harbour_and_ferry(tmp_path)
+
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) == "map":
+            return _each_sentence_a_claim(request)
+        ids = list(_claim_lines(request))
+        summary = [
+            {"text": "The briefing discusses the harbour. The briefing also discusses ferries.",
+             "claim_ids": ids[:2]},
+            {"text": "The briefing concludes with a summary of the key points.",
+             "claim_ids": ids[2:3]},
+        ]  # fmt: skip
+        points = [{"text": t, "claim_ids": [cid]} for cid, t in _claim_lines(request).items()]
+        return _reply({"title": "Harbour", "summary": summary, "key_points": points[-2:]})
+
+    fake_server.responder = respond
+    briefing = await build_briefing(load_sources(paths), llm_settings())
+    texts = [c.text for c in briefing.claims()]
+    assert not [t for t in texts if t.startswith("The briefing")]
+    assert "3 sentence(s) of the reduce's answer spoke of the briefing" in " ".join(
+        briefing.warnings
+    )
+    # Each source's first claim (its lead) stands in, none a key point already makes.
+    assert [c.text for c in briefing.summary][:2] == [
+        "The harbour reopened on Friday after repairs.",
+        "The weather was pleasant for most of the week.",
+    ]
+    assert not {c.text for c in briefing.summary} & {c.text for c in briefing.key_points}
+    assert "claims stand in for it" in " ".join(briefing.warnings)
+    _assert_exact_citations(briefing)

@@ -34,7 +34,7 @@ from briefing.schema import (
 )
 from briefing.text.segment import Sentence, segment
 
-__all__ = ["NOTICE", "build_extractive", "is_statement", "specifics"]
+__all__ = ["NOTICE", "build_extractive", "is_remark", "is_statement", "specifics"]
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -97,6 +97,10 @@ _META = re.compile(
     r"discusses|describes|covers|will)|"
     r"(?:it|the (?:article|piece|report)) (?:looks at|examines|explores|discusses|considers|"
     r"analy[sz]es|covers)\b|"
+    # What a small model writes as a briefing's summary: "The briefing discusses ...".
+    r"(?:the|this) (?:briefing|summary) (?:also |then |further )?"
+    r"(?:discuss|provide|highlight|conclude|describe|cover|explore|examine|present|offer|"
+    r"focus|touch|mention|outline|include|end)e?s?\b|"
     r"(?:we|below,? we|here,? we) (?:explore|look at|examine|discuss|consider|analy[sz]e)\b|"
     r"(?:read|click|tap|sign up|subscribe|follow us|share this|watch|listen)\b|"
     r"(?:here(?:'|’)s|this is) (?:what|why|how)\b|"
@@ -171,6 +175,12 @@ def is_statement(sentence: Sentence, source: Source, *, by_length: bool = True) 
         or _GARBLED.search(text)
         or (by_length and not _MIN_WORDS <= len(words) <= _MAX_WORDS)
     )
+
+
+def is_remark(text: str) -> bool:
+    """Whether `text` speaks of the article or briefing itself ("In this article we
+    explore...", "The briefing discusses...") rather than of the story."""
+    return bool(_META.match(text.strip()))
 
 
 def build_extractive(

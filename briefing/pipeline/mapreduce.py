@@ -12,7 +12,7 @@ import math
 import re
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -30,7 +30,7 @@ from briefing.pipeline.citations import (
     normalize_sentence_id,
     resolve_sentence_ids,
 )
-from briefing.pipeline.extractive import is_statement, specifics
+from briefing.pipeline.extractive import is_remark, is_statement, specifics
 from briefing.pipeline.mapcache import CachedClaim, MapCache, map_key
 from briefing.schema import (
     Briefing,
@@ -61,8 +61,15 @@ _MAX_CLAIMS_PER_DOCUMENT = 16
 #: mapped again on its own, in smaller chunks (at least _MIN_RETRY_TOKENS).
 MIN_YIELD = 0.3
 _MIN_RETRY_TOKENS = 256
+#: A chunk whose claims cite (nearly) every one of its first sentences in a row and none
+#: of the rest, with more than half of it left, was read only that far: a small model asked
+#: for 10 claims of a 74-sentence article copies out S1..S10. Its unread part is mapped
+#: again in chunks the size of what the model did read.
+_SKIM_DENSITY = 0.75
 #: The fewest claims that only one source makes which the reduce is shown of that source.
 MIN_QUOTA = 8
+#: Claims that stand in for a summary the reduce did not write.
+SUMMARY_CLAIMS = 3
 #: Below this many key points of its own, a briefing's key points are topped up from the
 #: map step's claims.
 MIN_KEY_POINTS = 3
@@ -213,6 +220,38 @@ class _Document:
     statements: list[Sentence] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Unread:
+    """The part of a chunk its answer left unread: the statements after the run of first
+    ones its claims cite."""
+
+    start: int
+    end: int
+    read: int
+    shown: int
+    read_tokens: int
+
+
+def _unread(document: _Document, cites: list[Citation], claim_tokens: int) -> _Unread | None:
+    """What of `document` the model did not read, when its claims cite a run of the first
+    sentences in order and over half of the chunk (at least two claims' worth) lies past
+    them; None when the claims are spread over the chunk, or there is none."""
+    statements = document.statements
+    own = [c for c in cites if c.source_id == document.source.id]
+    cited = [
+        i for i, s in enumerate(statements) if any(c.start < s.end and c.end > s.start for c in own)
+    ]
+    if not cited:
+        return None  # a source with no claim is the low-yield check's
+    read = cited[-1] + 1
+    if len(cited) < _SKIM_DENSITY * read or len(statements) - read <= read:
+        return None
+    read_tokens = document.chunk.tokens * read // len(statements)
+    if document.chunk.tokens - read_tokens < 2 * claim_tokens:
+        return None
+    return _Unread(statements[read].start, statements[-1].end, read, len(statements), read_tokens)
+
+
 def _where(pack: list[_Document]) -> str:
     """Names the chunks of a map request in warnings."""
     return ", ".join(f"chunk {d.chunk.id} of {d.source.title!r}" for d in pack)
@@ -261,6 +300,8 @@ class _MapRun:
     asked: dict[str, int] = field(default_factory=dict)
     statements: dict[str, int] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
+    #: Per source, the parts of its chunks the answers left unread.
+    unread: dict[str, list[_Unread]] = field(default_factory=dict)
     non_statements: int = 0
     done: int = 0
     total: int = 0
@@ -543,7 +584,9 @@ class MapReduce:
         Coverage: a source whose requests gave far fewer claims than they asked for (under
         MIN_YIELD of them, a headline alone, or an answer that failed) is mapped once more
         on its own, in chunks half the size, so that no source goes missing because the
-        model skimmed it among others.
+        model skimmed it among others. A chunk whose claims copy out its first sentences in
+        order and stop with over half of it unread has that part mapped again, in chunks
+        the size of what the model read (one retry pass for both).
         """
         self._use(self.map_prompt)
         size, overlap = self._chunk_budget()
@@ -555,17 +598,37 @@ class MapReduce:
             [s for s in sources if s.id not in cached], size, overlap, self._packs(), run
         )
         low = self._low_yield(sources, cached, run)
-        if low:
-            retry = _MapRun()
+        low_ids = {s.id for s in low}
+        skimmed = {k: v for k, v in run.unread.items() if k not in low_ids}
+        if low or skimmed:
+            # One retry pass, for both: a low-yield source whole, in chunks half the size;
+            # of a skimmed one only what was left unread, in chunks of what was read.
             smaller = max(_MIN_RETRY_TOKENS, size // 2)
-            await self._map_pass(low, smaller, min(overlap, smaller // 4), False, retry)
-            for source in low:
+            sizes = {s.id: smaller for s in low}
+            for source_id, parts in skimmed.items():
+                read = min(u.read_tokens for u in parts)
+                sizes[source_id] = max(_MIN_RETRY_TOKENS, min(smaller, read))
+            again = [s for s in sources if s.id in sizes]
+            retry = _MapRun()
+            await self._map_pass(again, size, overlap, False, retry, sizes=sizes, only=skimmed)
+            for source in again:
                 before = run.got(source.id)
                 added = retry.got(source.id)
+                requests = retry.requests.get(source.id, 0)
+                if source.id in low_ids:
+                    self.warnings.append(
+                        f"{source.title!r}: {before} claim(s) for {run.asked[source.id]} "
+                        f"asked; mapped again on its own in {requests} smaller request(s): "
+                        f"{added} more"
+                    )
+                    continue
+                parts = skimmed[source.id]
+                read = sum(u.read for u in parts)
+                shown = sum(u.shown for u in parts)
                 self.warnings.append(
-                    f"{source.title!r}: {before} claim(s) for {run.asked[source.id]} asked; "
-                    f"mapped again on its own in {retry.requests[source.id]} smaller "
-                    f"request(s): {added} more"
+                    f"{source.title!r}: its claims cited only the first {read} of {shown} "
+                    f"sentences shown, in order; the other {shown - read} were mapped again "
+                    f"in {requests} smaller request(s): {added} more claim(s)"
                 )
             run.merge(retry)
         # Statements per source, for the reduce's quotas: counted while chunking (overlaps
@@ -615,10 +678,22 @@ class MapReduce:
         return claims
 
     async def _map_pass(
-        self, sources: list[Source], size: int, overlap: int, packs: bool, run: _MapRun
+        self,
+        sources: list[Source],
+        size: int,
+        overlap: int,
+        packs: bool,
+        run: _MapRun,
+        *,
+        sizes: Mapping[str, int] | None = None,
+        only: Mapping[str, list[_Unread]] | None = None,
     ) -> None:
         """Map `sources` in requests of at most `size` tokens (packed when `packs`), the
-        answers and what they asked for recorded in `run`."""
+        answers and what they asked for recorded in `run`.
+
+        A retry pass gives a chunk size per source in `sizes`, and in `only` the parts of
+        a source to show (its other sentences are not sent again).
+        """
         claim_limit = _claim_limit(self.map_prompt)
 
         async def one(pack: list[_Document]) -> None:
@@ -649,6 +724,7 @@ class MapReduce:
                 self.progress("map", run.done, run.total)
             self.usage += result.usage
             by_id = {d.source.id: d.source for d in pack}
+            cited: list[Citation] = []
             for claim in result.value.claims:
                 ids = [i for i in claim.sentence_ids if _statement_or_unknown(i, shown, by_id)]
                 cites, unknown = resolve_sentence_ids(ids, shown, by_id)
@@ -664,6 +740,12 @@ class MapReduce:
                     run.mapped.setdefault(source_id, []).append(
                         CachedClaim(text=text, citations=cites)
                     )
+                cited.extend(cites)
+            if only is None:  # a retry's answer is not checked again: one retry at most
+                for document in pack:
+                    unread = _unread(document, cited, self.settings.claim_tokens)
+                    if unread is not None:
+                        run.unread.setdefault(document.source.id, []).append(unread)
 
         pending: list[_Document] = []
         pending_tokens = pending_claims = 0
@@ -680,10 +762,20 @@ class MapReduce:
                     pending, pending_tokens, pending_claims = [], 0, 0
 
                 for source in sources:
-                    chunks = await asyncio.to_thread(self._statement_chunks, source, size, overlap)
+                    own = sizes.get(source.id, size) if sizes else size
+                    chunks = await asyncio.to_thread(
+                        self._statement_chunks, source, own, min(overlap, own // 4)
+                    )
+                    parts = only.get(source.id) if only else None
                     # The source's tag and title, sent once per source in a request.
                     header = count_tokens(source.title, self.settings.encoding) + 12
                     for chunk, statements in chunks:
+                        if parts is not None:
+                            statements = [
+                                x
+                                for x in statements
+                                if any(u.start <= x.start and x.end <= u.end for u in parts)
+                            ]
                         if not statements:
                             continue  # only headings and bylines: nothing to claim
                         document = _Document(source, chunk, self._max_claims(chunk), statements)
@@ -948,6 +1040,7 @@ class MapReduce:
         self.progress("reduce", 1, 1)
         by_id = {c.id: c for c in claims}
         counter = iter(range(1, 10**9))
+        remarks: list[str] = []
 
         def to_claims(points: list[Point], step: str) -> list[Claim]:
             out: dict[str, Claim] = {}
@@ -956,6 +1049,10 @@ class MapReduce:
                 if not resolved:
                     continue
                 for text, citations in self._split(point, by_id):
+                    if is_remark(text):
+                        # "The briefing discusses ...": no fact of the story to check.
+                        remarks.append(text)
+                        continue
                     key = " ".join(text.lower().split())
                     if key in out:
                         # The same sentence twice in one section is one claim with both
@@ -983,6 +1080,13 @@ class MapReduce:
             c for c in to_claims(value.key_points, "key point")
             if " ".join(c.text.lower().split()) not in stated
         ]  # fmt: skip
+        if remarks:
+            self.warnings.append(
+                f"{len(remarks)} sentence(s) of the reduce's answer spoke of the briefing, not "
+                f"the story, and were dropped (the first: {_short(remarks[0])!r})"
+            )
+        if not summary:
+            summary = self._stand_in_summary(claims, key_points, counter)
         key_points = self._top_up(key_points, summary, claims, counter)
         return Briefing(
             id=f"brf_{uuid.uuid4().hex}",
@@ -1087,6 +1191,41 @@ class MapReduce:
                 f"from the map step's claims{whose}"
             )
         return [*key_points, *added]
+
+    def _stand_in_summary(
+        self, claims: list[_Claim], key_points: list[Claim], counter: Iterator[int]
+    ) -> list[Claim]:
+        """A summary where the reduce wrote none about the story: up to SUMMARY_CLAIMS of
+        the map step's claims, those other sources back first, then each source's first
+        (its lead), none that a key point already makes."""
+        made = [_content_words(c.text) for c in key_points]
+        used = {(c.source_id, c.start, c.end) for p in key_points for c in p.citations}
+        firsts: dict[str, int] = {}
+        for n, claim in enumerate(claims):
+            if claim.citations:
+                firsts.setdefault(claim.citations[0].source_id, n)
+        order = sorted(
+            range(len(claims)),
+            key=lambda n: (not claims[n].backed, n not in firsts.values(), n),
+        )
+        chosen: list[Claim] = []
+        for n in order:
+            claim = claims[n]
+            if len(chosen) >= SUMMARY_CLAIMS:
+                break
+            spans = {(c.source_id, c.start, c.end) for c in claim.citations}
+            words = _content_words(claim.text)
+            if not spans or spans <= used or any(_overlap(words, w) >= _SAME_POINT for w in made):
+                continue
+            made.append(words)
+            used |= spans
+            chosen.append(Claim(id=f"c{next(counter)}", text=claim.text, citations=claim.citations))
+        if chosen:
+            self.warnings.append(
+                f"the reduce gave no summary of the story; {len(chosen)} of the map step's "
+                "claims stand in for it"
+            )
+        return chosen
 
     def _report_unknown(self, where: str, text: str, unknown: list[str], kept: bool) -> None:
         what = (

@@ -147,7 +147,9 @@ _QUOTES = str.maketrans(
 _PTB_CLITIC = re.compile(r"\s+'(s|re|ve|ll|d|m)\b")
 _PTB_NEG = re.compile(r"\s+n't\b")
 _PTB_BRACKET = re.compile(r"-[lr][rcs]b-", re.IGNORECASE)
-_COUNTRY_DOTS = re.compile(r"\b([UuEe])\.([SsKkNnUu])\.")
+# "U.S.", and "U. S." as models write it (a 1.5B model's "The latest U. S. proposal" was
+# judged to contradict its source's "U.S.").
+_COUNTRY_DOTS = re.compile(r"\b([UuEe])\. ?([SsKkNnUu])\.")
 
 
 def normalize(text: str) -> str:
