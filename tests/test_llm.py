@@ -1034,6 +1034,23 @@ async def test_a_source_the_reduce_ignored_gets_key_points_of_its_facts(
 _ASKED = re.compile(r'<source title="[^"]*" claims="(\d+)">')
 
 
+def _station_mapper(
+    pick: Callable[[list[tuple[str, str]], int], list[tuple[str, str]]],
+) -> Callable[[RecordedRequest], Reply]:
+    """A fake model whose map answers cite the (id, sentence) pairs `pick` chooses of the
+    sentences shown, given how many claims were asked; its reduce writes nothing."""
+
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) != "map":
+            return _reply({"title": "Stations", "summary": [], "key_points": []})
+        user = request.messages[1]["content"]
+        asked = sum(int(n) for n in _ASKED.findall(user))
+        picked = pick(_SENTENCE_LINE.findall(user), asked)
+        return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in picked]})
+
+    return respond
+
+
 async def test_a_chunk_read_only_at_its_start_has_the_rest_mapped_again(
     fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
 ) -> None:
@@ -1050,15 +1067,7 @@ async def test_a_chunk_read_only_at_its_start_has_the_rest_mapped_again(
         "utf-8",
     )
 
-    def respond(request: RecordedRequest) -> Reply:
-        if _step(request) != "map":
-            return _reply({"title": "Stations", "summary": [], "key_points": []})
-        user = request.messages[1]["content"]
-        asked = sum(int(n) for n in _ASKED.findall(user))
-        lines = _SENTENCE_LINE.findall(user)[:asked]
-        return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in lines]})
-
-    fake_server.responder = respond
+    fake_server.responder = _station_mapper(lambda lines, asked: lines[:asked])
     briefing = await build_briefing(load_sources([path]), llm_settings(key_points=5))
 
     maps = [r for r in fake_server.requests if _step(r) == "map"]
@@ -1096,16 +1105,9 @@ async def test_claims_spread_over_a_chunk_are_not_mapped_again(
         "utf-8",
     )
 
-    def respond(request: RecordedRequest) -> Reply:
-        if _step(request) != "map":
-            return _reply({"title": "Stations", "summary": [], "key_points": []})
-        user = request.messages[1]["content"]
-        asked = sum(int(n) for n in _ASKED.findall(user))
-        lines = _SENTENCE_LINE.findall(user)
-        picked = lines[:: max(1, len(lines) // asked)][:asked]
-        return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in picked]})
-
-    fake_server.responder = respond
+    fake_server.responder = _station_mapper(
+        lambda lines, asked: lines[:: max(1, len(lines) // asked)][:asked]
+    )
     briefing = await build_briefing(load_sources([path]), llm_settings())
     assert [_step(r) for r in fake_server.requests] == ["map", "reduce"]
     assert not [w for w in briefing.warnings if "mapped again" in w]
