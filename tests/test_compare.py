@@ -29,7 +29,7 @@ INVENTIONS = (
     "eroding Russia\u2019s longstanding leadership",
 )
 #: A floor under the held-out balanced accuracy (corroborated or not), below what was
-#: measured (0.783, evals/reports/report.md); the goal is 0.85.
+#: measured (0.8125, evals/reports/report.md); the goal is 0.85.
 HELD_OUT_FLOOR = 0.75
 
 
@@ -136,6 +136,41 @@ def test_a_line_introducing_a_quote_stands_with_the_quote(seed_comparison: Compa
     sentences = seed_comparison.sentences
     at = next(i for i, s in enumerate(sentences) if s.text == "According to Sam Greene:")
     assert sentences[at].status == sentences[at + 1].status == "corroborated"
+
+
+def test_a_quote_of_the_same_speaker_in_the_other_source_corroborates(
+    seed_comparison: Comparison,
+) -> None:
+    # 004 quotes Graham's "competitive coexistence" in a sentence of its own words; 000
+    # quotes him at length saying it. The citation is the sentence of the quotation that
+    # holds the phrase.
+    graham = next(
+        s for s in seed_comparison.sentences if s.text.startswith("Additionally, experts like")
+    )
+    assert graham.status == "corroborated"
+    assert any("competitive coexistence" in c.quote for c in graham.supporting)
+
+
+def test_a_heading_is_never_judged_backed() -> None:
+    # "Mastery of Detail in Negotiations" shares its words with "a master of details" in
+    # the other source, but a heading names a topic and states nothing.
+    a = source_from_text(
+        "Mastery of Detail in Negotiations\n"
+        "The envoy returned from the talks in the capital without any agreement.",
+        title="A",
+    )
+    b = source_from_text(
+        "The president is a skilled negotiator and a master of detail in negotiations.\n"
+        "The envoy returned from the talks in the capital without any agreement.",
+        title="B",
+    )
+    result = asyncio.run(compare_sources([a, b], offline()))
+    by_text = {(s.source_id, s.text): s for s in result.sentences}
+    heading = by_text[(a.id, "Mastery of Detail in Negotiations")]
+    assert (heading.status, heading.supporting) == ("single_source", [])
+    negotiator = by_text[(b.id, b.text.split("\n")[0])]
+    assert negotiator.supporting == []
+    assert by_text[(a.id, a.text.split("\n")[1])].status == "corroborated"
 
 
 def test_a_changed_number_contradicts_and_cites_the_other_side() -> None:

@@ -12,6 +12,7 @@ import pytest
 from briefing.faithfulness.contradiction import (
     conflicts,
     find_quotes,
+    quote_backed,
     quote_conflict,
     same_speaker,
 )
@@ -140,6 +141,37 @@ def test_quotes_are_found_with_their_speakers() -> None:
     assert quotes["I think the real reason for the collapse of that reset was Putin."] == (
         "Angela Stent"
     )
+
+
+def test_a_participle_after_a_comma_speaks_for_the_sentences_subject() -> None:
+    # Seed 004: the quote is Graham's, not "U.S.-Russia"'s, the name just before it.
+    text = (
+        "Additionally, experts like Thomas Graham suggest an alternative approach to "
+        "U.S.-Russia relations, advocating for \u201ccompetitive coexistence\u201d rather than "
+        "outright confrontation."
+    )
+    [quote] = find_quotes(text)
+    assert (text[quote.start : quote.end], quote.speaker) == (
+        "competitive coexistence",
+        "Thomas Graham",
+    )
+
+
+def test_a_phrase_the_same_speaker_is_quoted_saying_elsewhere_is_backed() -> None:
+    others = [
+        ("Now the ball is on your side,", "Putin"),
+        (
+            "or we could have what I always call competitive coexistence, where the rivalry "
+            "would mainly be economic,",
+            "Graham",
+        ),
+    ]
+    assert quote_backed("competitive coexistence", "Thomas Graham", others) == 1
+    # Another speaker saying it, or the speaker saying other words, backs nothing.
+    assert quote_backed("competitive coexistence", "Stent", others) is None
+    assert quote_backed("peaceful coexistence", "Graham", others) is None
+    # A single word is too little to call a quotation the same.
+    assert quote_backed("coexistence", "Graham", others) is None
 
 
 def test_a_pronoun_speaker_is_the_name_that_last_opened_a_sentence() -> None:

@@ -15,12 +15,12 @@ from briefing.config import Settings
 from briefing.evaluation.briefings import covers
 from briefing.pipeline.build import build_briefing, build_briefing_sync, load_sources
 from briefing.pipeline.citations import citation_problems
-from briefing.pipeline.extractive import is_statement
 from briefing.pipeline.render import to_markdown
 from briefing.schema import Briefing, Source
 from briefing.testing import FakeOpenAIServer, RecordedRequest, Reply
 from briefing.text.segment import segment, sentence_spans
 from briefing.text.sources import source_from_text
+from briefing.text.statements import is_statement
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = sorted((ROOT / "seeds").glob("*.txt"))

@@ -23,11 +23,11 @@ from briefing.models.llm import LLMClient, litellm_module
 from briefing.models.prompts import PromptLibrary, PromptTemplate, default_prompts_dir
 from briefing.models.tokens import count_tokens
 from briefing.pipeline.build import build_briefing, load_sources
-from briefing.pipeline.extractive import is_statement
 from briefing.pipeline.mapreduce import MapOutput
 from briefing.schema import Briefing
 from briefing.testing import FakeOpenAIServer, RecordedRequest, Reply
 from briefing.text.segment import segment
+from briefing.text.statements import is_statement
 
 #: What the `llm_settings` fixture of conftest.py configures.
 TEST_API_KEY = "sk-test-not-a-real-key"

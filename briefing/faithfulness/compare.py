@@ -32,11 +32,12 @@ from briefing.faithfulness.contradiction import (
     conflicts,
     find_quotes,
     proper_names,
+    quote_backed,
     quote_conflict,
     relatedness,
     same_speaker,
 )
-from briefing.faithfulness.lexical.features import SPEECH
+from briefing.faithfulness.lexical.features import SPEECH, soft
 from briefing.faithfulness.lexical.text import TextView, stem
 from briefing.faithfulness.sentence_index import (
     IndexedSentence,
@@ -54,6 +55,7 @@ from briefing.schema import (
     SourceAgreement,
 )
 from briefing.text.segment import sentence_spans
+from briefing.text.statements import is_heading
 
 __all__ = [
     "SUPPORT_COVERAGE",
@@ -96,6 +98,8 @@ class _Statement:
     text: str
     own: set[int]
     quotes: list[tuple[str, str | None]] = field(default_factory=list)
+    #: A headline or section heading names a topic: nothing backs or contradicts it.
+    heading: bool = False
 
 
 @dataclass
@@ -132,6 +136,12 @@ class Comparer:
         self, sources: Sequence[Source], checker: Checker, *, progress: Progress | None = None
     ) -> None:
         self.index = SentenceIndex(sources)
+        #: Headlines and section headings: never judged, never evidence.
+        self.headings = frozenset(
+            sid
+            for sid, s in enumerate(self.index.sentences)
+            if is_heading(self.index.sources[s.source].text, s.start, s.end)
+        )
         self.checker = checker
         self.progress = progress
         # Names and quotes of a source are read when a statement first needs them: a
@@ -161,7 +171,12 @@ class Comparer:
         """
         index = self.index
         statements = [
-            _Statement(index.text(sid), {s.source}, self._sentence_quotes(s))
+            _Statement(
+                index.text(sid),
+                {s.source},
+                self._sentence_quotes(s),
+                heading=sid in self.headings,
+            )
             for sid, s in enumerate(index.sentences)
         ]
         judged = await self._judge_all(statements)
@@ -191,7 +206,11 @@ class Comparer:
                 continue
             for citation in verdict.supporting:
                 other = at.get((citation.source_id, citation.start, citation.end))
-                if other is None or judged[other].status != "single_source":
+                if (
+                    other is None
+                    or other in self.headings
+                    or judged[other].status != "single_source"
+                ):
                     continue
                 judged[other] = Corroboration(
                     status="corroborated",
@@ -240,10 +259,14 @@ class Comparer:
         nearby: dict[int, set[int]] = {}
         exact: list[list[int]] = []
         for n, st in enumerate(statements):
+            if st.heading:
+                exact.append([])
+                candidates[n], nearby[n] = [], set()
+                continue
             same = [
                 sid
                 for sid in index.exact.get(sentence_key(st.text), [])
-                if index.sentences[sid].source not in st.own
+                if index.sentences[sid].source not in st.own and sid not in self.headings
             ]
             exact.append(same)
             skip = st.own | {index.sentences[sid].source for sid in same}
@@ -265,6 +288,8 @@ class Comparer:
             return [], set()
         per_source: dict[int, list[int]] = {}
         for sid in index.search(terms, skip, CANDIDATES):
+            if sid in self.headings:
+                continue
             got = per_source.setdefault(index.sentences[sid].source, [])
             if len(got) < PER_SOURCE:
                 got.append(sid)
@@ -357,7 +382,13 @@ class Comparer:
                 ]
                 if not quotes:
                     continue
-                got = quote_conflict(words, who, [(text, q.speaker) for q, text in quotes])
+                said = [(text, q.speaker) for q, text in quotes]
+                backed = quote_backed(words, who, said)
+                if backed is not None:
+                    # The other source quotes the same speaker saying these words.
+                    supporting[source] = self._sentence_saying(source, quotes[backed][0], words)
+                    continue
+                got = quote_conflict(words, who, said)
                 if got is not None:
                     found.append(got[0])
                     contradicting[source] = index.sentence_at(source, quotes[got[1]][0].start)
@@ -416,6 +447,17 @@ class Comparer:
             if end - start > 3:
                 out.append((text[start:end], quote.speaker))
         return out
+
+    def _sentence_saying(self, source: int, quote: Quote, words: str) -> int:
+        """The sentence of a (long) quotation that holds `words`, else its first."""
+        index = self.index
+        first = index.sentence_at(source, quote.start)
+        last = index.sentence_at(source, max(quote.start, quote.end - 1))
+        wanted = {soft(w) for w in TextView(words).content}
+        for sid in range(first, last + 1):
+            if wanted <= {soft(w) for w in index.view(sid).content}:
+                return sid
+        return first
 
     def _introduces_quote(self, sid: int) -> bool:
         index = self.index

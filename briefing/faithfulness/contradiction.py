@@ -105,7 +105,8 @@ _OPPOSITES = (
 _SAYING = SPEECH | word_set(
     "dubs dub dubbed calls call called describes describe described labels labelled labeled "
     "remarked remarks replied replies answered answers announced announces declared declares "
-    "recalls concluded concludes shared shares"
+    "recalls concluded concludes shared shares suggest advocates advocated advocating "
+    "proposes proposed urges urged"
 )
 _OPEN_CLOSE = {"\u201c": "\u201d", '"': '"', "\u2018": "\u2019", "'": "'", "\u00ab": "\u00bb"}
 
@@ -471,7 +472,10 @@ def _speaker_near(line: str, start: int, end: int, names: frozenset[str]) -> str
     after: list[str] = _WORD.findall(_SENTENCE_END.split(line[end + 1 : end + 200], maxsplit=1)[0])
     lead = line[max(0, start - 200) : max(0, start - 1)].rstrip()
     # Words before the quotation speak for it only within its own sentence.
-    before: list[str] = [] if lead[-1:] in ".!?" else _WORD.findall(_SENTENCE_END.split(lead)[-1])
+    clause = "" if lead[-1:] in ".!?" else _SENTENCE_END.split(lead)[-1]
+    before: list[str] = _WORD.findall(clause)
+    # Which of those words follow a comma.
+    after_comma = [clause[: m.start()].rstrip().endswith(",") for m in _WORD.finditer(clause)]
     lows = [w.lower().strip(".,") for w in after]
     verbs = [k for k, low in enumerate(lows) if low in _SAYING]
     if verbs:
@@ -488,6 +492,10 @@ def _speaker_near(line: str, start: int, end: int, names: frozenset[str]) -> str
             runs = [r for r in _name_runs(before, names, loose=True) if r[0] > k]
             if runs:
                 return _joined(before, *runs[0])
+            continue
+        # '..., advocating for "...": a participle set off by a comma speaks for the
+        # sentence's subject, not for the name just before it; an earlier verb names it.
+        if lows[k].endswith("ing") and after_comma[k]:
             continue
         runs = _name_runs(before, names, loose=True)
         # 'Green, who is also a professor ... at King's College London, said': the name
@@ -583,6 +591,23 @@ def text_view(text: str) -> TextView:
     # A statement meets several candidates, and a candidate several statements: each text
     # is read into its view once.
     return TextView(text)
+
+
+def quote_backed(
+    quote: str, speaker: str | None, others: Sequence[tuple[str, str | None]]
+) -> int | None:
+    """The position in `others` ((text, speaker) pairs) of a quotation of the same speaker
+    that holds every content word of `quote` (a phrase of two words or more): the other
+    source quotes that speaker saying it. None when no quotation does."""
+    if speaker is None:
+        return None
+    mine = {soft(w) for w in TextView(quote).content}
+    if len(mine) < 2:
+        return None
+    for n, (text, who) in enumerate(others):
+        if same_speaker(speaker, who) and mine <= _soft_content(text):
+            return n
+    return None
 
 
 def quote_conflict(

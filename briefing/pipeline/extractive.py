@@ -33,12 +33,11 @@ from briefing.schema import (
     Source,
 )
 from briefing.text.segment import Sentence, segment
+from briefing.text.statements import WORD, is_statement
 
-__all__ = ["NOTICE", "build_extractive", "is_remark", "is_statement", "specifics"]
+__all__ = ["NOTICE", "build_extractive", "specifics"]
 
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_MIN_WORDS, _MAX_WORDS = 6, 90
 _LINK_THRESHOLD = 0.08
 _MMR_LAMBDA = 0.6
 _DAMPING = 0.85
@@ -78,35 +77,6 @@ _SAME_FACT = 0.5
 _SAME_PARAGRAPH = 0.45
 _MAX_DISAGREEMENTS = 5
 
-# A line that ends without a full stop (or a closing quote after one) is a headline, a
-# section heading or a link to another article, not a statement; unless it is longer than
-# any headline (words).
-_HEADLINE_WORDS = 40
-_CLOSED = re.compile(r"[.!…][\"'”’»)\]]*$")
-_BYLINE = re.compile(
-    r"^(?:by|author|authors|written by|reporting by|additional reporting|editing by|"
-    r"edited by|photo|photos|image|images|video|source|sources|copyright|©)\b[\s:]",
-    re.IGNORECASE,
-)
-# "MOSCOW, April 20 (Reuters) -" / "WASHINGTON —": a place in capitals and a dash.
-_DATELINE = re.compile(r"^[A-Z][A-Z .'-]{2,}(?:,[^—–-]{0,40})?(?:\([^)]*\))?\s*[—–-]{1,2}\s")
-# Sentences about the article, not the story; and calls to the reader.
-_META = re.compile(
-    r"^(?:in this (?:article|piece|post|report|story|analysis|essay)|"
-    r"this (?:article|piece|post|report|story|analysis|essay) (?:explores|looks|examines|"
-    r"discusses|describes|covers|will)|"
-    r"(?:it|the (?:article|piece|report)) (?:looks at|examines|explores|discusses|considers|"
-    r"analy[sz]es|covers)\b|"
-    # What a small model writes as a briefing's summary: "The briefing discusses ...".
-    r"(?:the|this) (?:briefing|summary) (?:also |then |further )?"
-    r"(?:discuss|provide|highlight|conclude|describe|cover|explore|examine|present|offer|"
-    r"focus|touch|mention|outline|include|end)e?s?\b|"
-    r"(?:we|below,? we|here,? we) (?:explore|look at|examine|discuss|consider|analy[sz]e)\b|"
-    r"(?:read|click|tap|sign up|subscribe|follow us|share this|watch|listen)\b|"
-    r"(?:here(?:'|’)s|this is) (?:what|why|how)\b|"
-    r"(?:related|see also|advertisement|more from)\b)",
-    re.IGNORECASE,
-)
 # Who a speaker is: ", a distinguished fellow at ... from 2004 to 2007," / ", who ...,".
 # Names and rare words there say who spoke, not what happened.
 _BIO = re.compile(
@@ -122,8 +92,6 @@ _DANGLING = re.compile(
     re.IGNORECASE,
 )
 _DANGLING_WEIGHT = 0.5
-# Runs of stray characters ("..s.s..s.s") that are no part of any language.
-_GARBLED = re.compile(r"(?:[.][a-z]?){6,}|(?:\W\s?){8,}")
 
 NOTICE = (
     "Extractive briefing: every point is a sentence quoted verbatim from the sources, "
@@ -150,37 +118,6 @@ class _Candidate:
     position: int = 0
     #: The number of the paragraph (line) it is in.
     paragraph: int = 0
-
-
-def is_statement(sentence: Sentence, source: Source, *, by_length: bool = True) -> bool:
-    """Whether a sentence states something a briefing could claim: not a headline, byline,
-    dateline, question, quote introduction, link or remark about the article itself (nor,
-    with `by_length`, too short or too long to quote as a point)."""
-    text = sentence.text.strip()
-    line_start = source.text.rfind("\n", 0, sentence.start) + 1
-    line_end = source.text.find("\n", sentence.end)
-    line = source.text[line_start : len(source.text) if line_end < 0 else line_end].strip()
-    words = _WORD.findall(text)
-    # A headline, heading or link-bait line never closes. A long line that does not is a
-    # paragraph cut short: only its unfinished last sentence is no statement.
-    headline = not _CLOSED.search(line) and (
-        not _CLOSED.search(text) or len(_WORD.findall(line)) <= _HEADLINE_WORDS
-    )
-    return not (
-        headline
-        or text.endswith((":", "?", '?"', "?”"))
-        or _BYLINE.match(text)
-        or (_DATELINE.match(text) and len(_WORD.findall(_DATELINE.sub("", text))) < _MIN_WORDS)
-        or _META.match(text)
-        or _GARBLED.search(text)
-        or (by_length and not _MIN_WORDS <= len(words) <= _MAX_WORDS)
-    )
-
-
-def is_remark(text: str) -> bool:
-    """Whether `text` speaks of the article or briefing itself ("In this article we
-    explore...", "The briefing discusses...") rather than of the story."""
-    return bool(_META.match(text.strip()))
 
 
 def build_extractive(
@@ -300,7 +237,7 @@ def _prior(c: _Candidate, part: str) -> float:
 def specifics(text: str) -> int:
     """Distinct names (runs of capitalised words after a sentence's first word: "University
     College London" is one) and figures in `text`."""
-    words = _WORD.findall(text)
+    words = WORD.findall(text)
     names: set[str] = set()
     run: list[str] = []
     for word in [*words[1:], ""]:
@@ -319,7 +256,7 @@ def _candidates(
     for source in sources:
         for sentence in segment(source):
             if is_statement(sentence, source):
-                words = [w.lower() for w in _WORD.findall(sentence.text)]
+                words = [w.lower() for w in WORD.findall(sentence.text)]
                 raw.append((sentence, source, words))
     df: Counter[str] = Counter()
     for _, _, words in raw:
@@ -329,7 +266,7 @@ def _candidates(
     for sentence, source, words in raw:
         tf = Counter(words)
         said = _BIO.sub(",", sentence.text)
-        facts = Counter(w.lower() for w in _WORD.findall(said)) or tf
+        facts = Counter(w.lower() for w in WORD.findall(said)) or tf
         rarity = sum(math.log((1 + n) / (1 + df[w])) for w in facts) / len(facts)
         vec = {w: (1 + math.log(k)) * math.log((1 + n) / (1 + df[w])) for w, k in tf.items()}
         norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0

@@ -30,7 +30,7 @@ from briefing.pipeline.citations import (
     normalize_sentence_id,
     resolve_sentence_ids,
 )
-from briefing.pipeline.extractive import is_remark, is_statement, specifics
+from briefing.pipeline.extractive import specifics
 from briefing.pipeline.mapcache import CachedClaim, MapCache, map_key
 from briefing.schema import (
     Briefing,
@@ -43,6 +43,7 @@ from briefing.schema import (
     Usage,
 )
 from briefing.text.segment import Sentence, segment, sentence_spans
+from briefing.text.statements import is_remark, is_statement
 
 #: Progress callback: (stage, done, total).
 Progress = Callable[[str, int, int], None]
