@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 
 from briefing.errors import ConfigError
 from briefing.models.tokens import count_tokens, get_encoding
-from briefing.pipeline.chunking import SENTENCE_TAG_TOKENS, Chunk, chunk_sentences
+from briefing.pipeline.chunking import (
+    SENTENCE_TAG_TOKENS,
+    Chunk,
+    chunk_at_weightiest,
+    chunk_sentences,
+)
 from briefing.text.segment import Sentence, segment
 from briefing.text.sources import load_source, source_from_text
 
@@ -263,3 +268,34 @@ def test_chunking_properties(lengths: list[int], max_tokens: int, overlap_fracti
     # Progress: never more chunks than sentences (and so no endless loop).
     assert len(chunks) <= len(sentences)
     assert_chunking(sentences, chunks, max_tokens, overlap_tokens)
+
+
+def test_chunks_open_at_the_weightiest_sentences_and_cover_each_once() -> None:
+    source = source_from_text(
+        " ".join(f"Sentence number {n} of the harbour report says one thing." for n in range(24)),
+        title="Report",
+    )
+    sentences = segment(source)
+    assert len(sentences) == 24
+    weights = [0.1] * 24
+    for heavy in (5, 13, 19):
+        weights[heavy] = 3.0
+    per = size(sentences[0])
+    chunks = chunk_at_weightiest(sentences, weights, encoding=ENCODING, max_tokens=per * 8)
+    # Three chunks' worth, each opening at a weighty sentence; the five sentences before
+    # the first are more than half a chunk's (four), so they are a chunk of their own.
+    assert [sentences.index(c.sentences[0]) for c in chunks] == [0, 5, 13, 19]
+    weights[5] = 0.1
+    weights[2] = 3.0
+    # A lead-in shorter than that joins the first chunk.
+    fewer = chunk_at_weightiest(sentences, weights, encoding=ENCODING, max_tokens=per * 8)
+    assert [sentences.index(c.sentences[0]) for c in fewer] == [0, 13, 19]
+    assert [s for c in chunks for s in c.sentences] == sentences
+    assert all(c.tokens == sum(size(s) for s in c.sentences) for c in chunks)
+    # Weights of equal rank open nothing beside each other: openings keep their distance.
+    flat = chunk_at_weightiest(sentences, [1.0] * 24, encoding=ENCODING, max_tokens=per * 8)
+    starts = [sentences.index(c.sentences[0]) for c in flat]
+    assert all(b - a >= 4 for a, b in itertools.pairwise(starts))
+    with pytest.raises(ValueError, match="one weight per sentence"):
+        chunk_at_weightiest(sentences, [1.0], encoding=ENCODING, max_tokens=100)
+    assert chunk_at_weightiest([], [], encoding=ENCODING, max_tokens=100) == []

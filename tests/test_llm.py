@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -23,8 +24,8 @@ from briefing.models.llm import LLMClient, litellm_module
 from briefing.models.prompts import PromptLibrary, PromptTemplate, default_prompts_dir
 from briefing.models.tokens import count_tokens
 from briefing.pipeline.build import build_briefing, load_sources
-from briefing.pipeline.mapreduce import MapOutput
-from briefing.schema import Briefing
+from briefing.pipeline.mapreduce import MapOutput, MapReduce
+from briefing.schema import Briefing, Citation, Claim, Corroboration
 from briefing.testing import FakeOpenAIServer, RecordedRequest, Reply
 from briefing.text.segment import segment
 from briefing.text.statements import is_statement
@@ -960,12 +961,12 @@ def _each_sentence_a_claim(request: RecordedRequest) -> Reply:
     return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in lines]})
 
 
-async def test_key_points_topped_up_start_with_the_source_least_cited_and_its_facts(
+async def test_key_points_topped_up_are_the_weightiest_facts_each_source_its_share(
     fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
 ) -> None:
     """A reduce that gave no key point of its own (a small model) is topped up from the map
-    step's claims: the source the summary did not cite first, and of each source the
-    claims that name who, where and how many before its commentary."""
+    step's claims: the ones that name who, where and how many before the commentary, and
+    no source more than its share of the statements (here two of three each)."""
     paths = _harbour_and_ferry(tmp_path)
 
     def respond(request: RecordedRequest) -> Reply:
@@ -985,7 +986,49 @@ async def test_key_points_topped_up_start_with_the_source_least_cited_and_its_fa
         "Mayor Anna Berg said 240 ships and 3,100 passengers used it in May.",
     ]
     assert len(briefing.key_points) == 3
-    assert briefing.key_points[2].citations[0].source_id == briefing.sources[1].id
+    per_source = Counter(
+        c.citations[0].source_id for c in [*briefing.summary, *briefing.key_points]
+    )
+    assert sorted(per_source.values()) == [2, 2]
+    _assert_exact_citations(briefing)
+
+
+async def test_a_claim_another_point_rests_on_in_other_words_is_not_a_second_point(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """The top-up takes no claim whose backing sentence (another source saying the same
+    thing, as the comparison found) a point already cites, nor the backer of a point: one
+    fact, one point, whichever source's words it is in."""
+    paths = _harbour_and_ferry(tmp_path)
+    sources = load_sources(paths)
+    harbour = sources[0]
+    mayor = "Mayor Anna Berg said 240 ships and 3,100 passengers used it in May."
+    start = harbour.text.index(mayor)
+    backer = Citation(source_id=harbour.id, start=start, end=start + len(mayor), quote=mayor)
+
+    async def backing(claims: list[Claim]) -> dict[str, Corroboration]:
+        # A stand-in for the comparison: the ferry's Nordlink sentence, it says, states
+        # what the mayor said (say, in another language).
+        return {
+            c.id: Corroboration(status="corroborated", score=0.9, supporting=[backer])
+            for c in claims
+            if "Nordlink" in c.text
+        }
+
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) == "map":
+            return _each_sentence_a_claim(request)
+        return _reply({"title": "Harbour", "summary": [], "key_points": []})
+
+    fake_server.responder = respond
+    settings = llm_settings(key_points=4)
+    engine = MapReduce(
+        settings, LLMClient(settings), PromptLibrary(default_prompts_dir()), backing=backing
+    )
+    briefing = await engine.run(sources)
+    texts = [c.text for c in [*briefing.summary, *briefing.key_points]]
+    assert "The ferry company Nordlink added 12 sailings to Gotland and Riga." in texts
+    assert mayor not in texts
     _assert_exact_citations(briefing)
 
 
@@ -1091,6 +1134,39 @@ async def test_a_chunk_read_only_at_its_start_has_the_rest_mapped_again(
     assert [t for _, t in first].index(last_part[0][1]) >= len(first) * 3 / 4
     assert len(shown) == read + sum(map(int, _ASKED.findall(" ".join(
         r.messages[1]["content"] for r in maps[1:]))))  # fmt: skip
+    _assert_exact_citations(briefing)
+
+
+async def test_the_unread_part_is_mapped_again_in_chunks_opening_at_its_facts(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """The retry of a skimmed article splits what was left unread where its weightiest
+    statements are (the extractive rank: names, figures, centrality), so that a model
+    that again copies out only the first sentences it is shown copies those; and the
+    key points the reduce left empty are those facts, not the filler."""
+    facts = {
+        22: "Mayor Anna Berg said the Lindholmen tunnel will cost 4.2 billion kronor by 2031.",
+        37: "Engineers from Skanska found 140 cracks in the Gota river bridge in March.",
+        52: "The Vasttrafik board approved 96 new trams from Alstom for 1.1 billion euros.",
+    }
+    filler = (
+        "The committee met again and talked for a while.",
+        "Members said the talks went on much as before.",
+        "Some of them felt the meeting was rather long.",
+    )
+    lines = [facts.get(n, filler[n % 3].replace("while", f"while ({n})")) for n in range(60)]
+    path = tmp_path / "city.txt"
+    path.write_text("".join(f"{line}\n" for line in lines), "utf-8")
+
+    fake_server.responder = _station_mapper(lambda lines, asked: lines[: max(1, asked // 2)])
+    briefing = await build_briefing(load_sources([path]), llm_settings(key_points=4))
+
+    maps = [r for r in fake_server.requests if _step(r) == "map"]
+    assert len(maps) > 2
+    openings = [_SENTENCE_LINE.findall(r.messages[1]["content"])[0][1] for r in maps[1:]]
+    assert set(facts.values()) <= set(openings)
+    points = {c.text for c in [*briefing.summary, *briefing.key_points]}
+    assert set(facts.values()) <= points
     _assert_exact_citations(briefing)
 
 

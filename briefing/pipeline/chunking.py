@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import pairwise
+
 from pydantic import BaseModel
 
 from briefing.models.tokens import get_encoding
@@ -83,3 +86,46 @@ def chunk_sentences(
             carried += sizes[back]
         start = back
     return chunks
+
+
+def chunk_at_weightiest(
+    sentences: list[Sentence], weights: Sequence[float], *, encoding: str, max_tokens: int
+) -> list[Chunk]:
+    """Group consecutive sentences into about as many chunks as `max_tokens` calls for, each
+    opening at one of the weightiest sentences (`weights`, one per sentence), no overlap.
+
+    For a model that reads only the start of what it is shown: whatever else it skips, it
+    reads the sentences that matter most. Openings are at least half a chunk's worth of
+    sentences apart, so that no chunk is a sentence or two; the sentences before the first
+    opening join the first chunk when they are fewer than that.
+    """
+    if not sentences:
+        return []
+    if len(weights) != len(sentences):
+        raise ValueError("one weight per sentence is needed")
+    sizes = sentence_tokens(sentences, encoding)
+    wanted = max(1, -(-sum(sizes) // max_tokens))
+    gap = max(1, len(sentences) // (2 * wanted))
+    opens: list[int] = []
+    for i in sorted(range(len(sentences)), key=lambda i: (-weights[i], i)):
+        if len(opens) >= wanted:
+            break
+        if all(abs(i - j) >= gap for j in opens):
+            opens.append(i)
+    opens.sort()
+    if opens[0] < gap:
+        opens[0] = 0
+    else:
+        opens.insert(0, 0)
+    source_id = sentences[0].source_id
+    bounds = [*opens, len(sentences)]
+    return [
+        Chunk(
+            id=f"{source_id}:{n}",
+            source_id=source_id,
+            index=n,
+            sentences=sentences[a:b],
+            tokens=sum(sizes[a:b]),
+        )
+        for n, (a, b) in enumerate(pairwise(bounds), start=1)
+    ]

@@ -20,6 +20,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from briefing.config import EXTRACTIVE, Settings
 from briefing.pipeline.citations import citation_for
@@ -35,7 +36,7 @@ from briefing.schema import (
 from briefing.text.segment import Sentence, segment
 from briefing.text.statements import WORD, is_statement
 
-__all__ = ["NOTICE", "build_extractive", "specifics"]
+__all__ = ["NOTICE", "build_extractive", "specifics", "statement_weights"]
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _LINK_THRESHOLD = 0.08
@@ -156,19 +157,7 @@ def build_extractive(
     warnings = [NOTICE]
     if not candidates:
         warnings.append("no sentence long enough to quote was found in the sources")
-    centrality = _lexrank([c.vector for c in candidates])
-    mean = sum(centrality) / len(centrality) if centrality else 1.0
-    mean_rarity = sum(c.rarity for c in candidates) / len(candidates) if candidates else 1.0
-    scores = {
-        part: [
-            (score / mean) ** _CENTRALITY_EXPONENT[part]
-            # (+0.1: a word in every sentence has no rarity, and one sentence alone none.)
-            * ((c.rarity + 0.1) / (mean_rarity + 0.1)) ** _RARITY_EXPONENT[part]
-            * _prior(c, part)
-            for score, c in zip(centrality, candidates, strict=True)
-        ]
-        for part in ("summary", "key_points")
-    }
+    scores = _scores(candidates)
     order = {
         part: sorted(range(len(candidates)), key=lambda i: (-ranked[i], i))
         for part, ranked in scores.items()
@@ -206,6 +195,42 @@ def build_extractive(
         disagreements=_disagreements(candidates, scores["key_points"]),
         warnings=warnings,
     )
+
+
+def _scores(candidates: list[_Candidate]) -> dict[str, list[float]]:
+    """Each candidate's rank weight for the summary and for the key points."""
+    centrality = _lexrank([c.vector for c in candidates])
+    mean = sum(centrality) / len(centrality) if centrality else 1.0
+    mean_rarity = sum(c.rarity for c in candidates) / len(candidates) if candidates else 1.0
+    return {
+        part: [
+            (score / mean) ** _CENTRALITY_EXPONENT[part]
+            # (+0.1: a word in every sentence has no rarity, and one sentence alone none.)
+            * ((c.rarity + 0.1) / (mean_rarity + 0.1)) ** _RARITY_EXPONENT[part]
+            * _prior(c, part)
+            for score, c in zip(centrality, candidates, strict=True)
+        ]
+        for part in ("summary", "key_points")
+    }
+
+
+def statement_weights(
+    source: Source, part: Literal["summary", "key_points"] = "key_points"
+) -> dict[tuple[int, int], float]:
+    """How much each statement of one source counts as a key point (or, with `part`, as a
+    summary sentence), by (start, end): the rank this engine gives it (centrality, rare
+    words, names and figures, position), 1.0 on average. The LLM path uses it to see which
+    of a source's statements matter most."""
+    candidates = _candidates([source], {})
+    for n, c in enumerate(candidates):
+        c.position = n
+        c.paragraph = source.text.count("\n", 0, c.sentence.start)
+    ranked = _scores(candidates)[part]
+    mean = sum(ranked) / len(ranked) if ranked else 1.0
+    return {
+        (c.sentence.start, c.sentence.end): w / mean
+        for c, w in zip(candidates, ranked, strict=True)
+    }
 
 
 def _briefing_id() -> str:

@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -24,13 +24,13 @@ from briefing.faithfulness.lexical.text import STOPWORDS
 from briefing.models.llm import LLMClient
 from briefing.models.prompts import PromptLibrary, PromptTemplate, as_data
 from briefing.models.tokens import count_tokens
-from briefing.pipeline.chunking import Chunk, chunk_sentences
+from briefing.pipeline.chunking import Chunk, chunk_at_weightiest, chunk_sentences
 from briefing.pipeline.citations import (
     merge_citations,
     normalize_sentence_id,
     resolve_sentence_ids,
 )
-from briefing.pipeline.extractive import specifics
+from briefing.pipeline.extractive import statement_weights
 from briefing.pipeline.mapcache import CachedClaim, MapCache, map_key
 from briefing.schema import (
     Briefing,
@@ -273,6 +273,28 @@ class _Claim:
     source_labels: list[str]
     #: Another source backs it (the comparison engine said so before the reduce).
     backed: bool = False
+    #: The other sources' sentences that back it, as (source id, start, end).
+    backers: frozenset[tuple[str, int, int]] = frozenset()
+
+    def spans(self) -> set[tuple[str, int, int]]:
+        return {(c.source_id, c.start, c.end) for c in self.citations}
+
+    def restates(self, used: set[tuple[str, int, int]]) -> bool:
+        """Whether points resting on `used` (the spans they cite, and those backing them)
+        already make this claim: it cites only those, or another source's sentence that
+        backs it is one of them (the same fact in other words)."""
+        return self.spans() <= used or bool(self.backers & used)
+
+
+def _resting_on(points: Sequence[Claim], claims: Sequence[_Claim]) -> set[tuple[str, int, int]]:
+    """The spans `points` cite, and the other sources' sentences backing the map claims
+    they rest on: what a further point must not merely restate."""
+    used = {(c.source_id, c.start, c.end) for p in points for c in p.citations}
+    for claim in claims:
+        spans = claim.spans()
+        if spans and spans <= used:
+            used |= claim.backers
+    return used
 
 
 async def _all(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
@@ -325,6 +347,8 @@ _WORDS = re.compile(r"[^\W_]+", re.UNICODE)
 _SPLIT_MATCH = 0.3
 #: A claim that shares this share of its words with a point already made repeats it.
 _SAME_POINT = 0.6
+#: A map claim another source backs counts this much more as a point (`_weight`).
+_BACKED_WEIGHT = 1.25
 
 
 def _content_words(text: str) -> set[str]:
@@ -373,11 +397,15 @@ class MapReduce:
         self._map_failures: list[str] = []
         #: Statements (sentences a claim may cite) per mapped source.
         self._statements: dict[str, int] = {}
+        self._sources: dict[str, Source] = {}
+        #: Each source's statement weights (`extractive.statement_weights`), when needed.
+        self._weights: dict[tuple[str, str], dict[tuple[int, int], float]] = {}
 
     async def run(self, sources: list[Source]) -> Briefing:
         """Map every chunk, condense until the claims fit, then reduce."""
         labels = {s.id: f"[{n}]" for n, s in enumerate(sources, start=1)}
         self._order = {s.id: n for n, s in enumerate(sources)}
+        self._sources = {s.id: s for s in sources}
         claims = await self._map(sources, labels)
         if not claims:
             if self._map_requests and len(self._map_failures) == self._map_requests:
@@ -442,6 +470,7 @@ class MapReduce:
                 named = sorted(own | backers, key=position.__getitem__)
                 claim.source_labels = [labels[s] for s in named]
                 claim.backed = True
+                claim.backers = frozenset((c.source_id, c.start, c.end) for c in verdict.supporting)
         alone: dict[str, list[_Claim]] = {}
         for claim in claims:
             if len(claim.source_labels) == 1:
@@ -520,14 +549,34 @@ class MapReduce:
         )
 
     def _statement_chunks(
-        self, source: Source, size: int, overlap: int
+        self, source: Source, size: int, overlap: int, parts: Sequence[_Unread] | None = None
     ) -> list[tuple[Chunk, list[Sentence]]]:
         """The source's chunks, each with the sentences of it a claim may cite (worked out
-        here, on the chunking thread, off the event loop)."""
-        return [
-            (chunk, [x for x in chunk.sentences if is_statement(x, source, by_length=False)])
-            for chunk in self._chunks(source, size, overlap)
+        here, on the chunking thread, off the event loop).
+
+        With `parts` (what a model that skimmed the source left unread), only their
+        statements, in chunks that each open at one of the source's weightiest statements
+        (the extractive engine's rank): a model that again reads only the first sentences
+        of each chunk then reads those."""
+        if parts is None:
+            return [
+                (chunk, [x for x in chunk.sentences if is_statement(x, source, by_length=False)])
+                for chunk in self._chunks(source, size, overlap)
+            ]
+        statements = [
+            x
+            for x in segment(source)
+            if any(u.start <= x.start and x.end <= u.end for u in parts)
+            and is_statement(x, source, by_length=False)
         ]
+        weights = statement_weights(source)
+        chunks = chunk_at_weightiest(
+            statements,
+            [weights.get((x.start, x.end), 0.0) for x in statements],
+            encoding=self.settings.encoding,
+            max_tokens=size,
+        )
+        return [(chunk, chunk.sentences) for chunk in chunks]
 
     def _packs(self) -> bool:
         """Whether the map template takes several sources per request (extract-claims@2 on).
@@ -764,19 +813,13 @@ class MapReduce:
 
                 for source in sources:
                     own = sizes.get(source.id, size) if sizes else size
-                    chunks = await asyncio.to_thread(
-                        self._statement_chunks, source, own, min(overlap, own // 4)
-                    )
                     parts = only.get(source.id) if only else None
+                    chunks = await asyncio.to_thread(
+                        self._statement_chunks, source, own, min(overlap, own // 4), parts
+                    )
                     # The source's tag and title, sent once per source in a request.
                     header = count_tokens(source.title, self.settings.encoding) + 12
                     for chunk, statements in chunks:
-                        if parts is not None:
-                            statements = [
-                                x
-                                for x in statements
-                                if any(u.start <= x.start and x.end <= u.end for u in parts)
-                            ]
                         if not statements:
                             continue  # only headings and bylines: nothing to claim
                         document = _Document(source, chunk, self._max_claims(chunk), statements)
@@ -1127,6 +1170,23 @@ class MapReduce:
             out.append((sentence, cites))
         return out
 
+    def _weight(
+        self, claim: _Claim, part: Literal["summary", "key_points"] = "key_points"
+    ) -> float:
+        """How much a map claim counts as a key point (or summary sentence): the weightiest
+        statement it cites, by the extractive engine's rank within its source (1.0 on
+        average), a quarter more when another source backs it."""
+        best = 0.0
+        for c in claim.citations:
+            source = self._sources.get(c.source_id)
+            if source is None:
+                continue
+            weights = self._weights.get((source.id, part))
+            if weights is None:
+                weights = self._weights[(source.id, part)] = statement_weights(source, part)
+            best = max([best, *(w for (a, b), w in weights.items() if a < c.end and b > c.start)])
+        return best * (_BACKED_WEIGHT if claim.backed else 1.0)
+
     def _top_up(
         self,
         key_points: list[Claim],
@@ -1137,50 +1197,63 @@ class MapReduce:
         """Key points from the map step's claims where the reduce left a gap.
 
         When it gave fewer than MIN_KEY_POINTS of its own (a small model that wrote one
-        paragraph), claims of every source follow up to BRIEFING_KEY_POINTS. When its
+        paragraph), claims of every source follow up to BRIEFING_KEY_POINTS, the weightiest
+        first (`_weight`: central, specific statements, backed ones ahead), each source at
+        most its share of the statements mapped, in the whole briefing (so that a short
+        rewrite does not fill it with its additions, nor a long source crowd out the rest). When its
         summary and key points cite nothing of a source it was shown claims of (a small
         model that wrote only of the last source listed), claims of those sources follow,
-        up to BRIEFING_KEY_POINTS in all and at least one each (of BRIEFING_KEY_POINTS of
-        them at most; `_represent` sees to the rest). The sources take turns,
-        the one the briefing cites least first; of each, backed claims first, then the ones
-        that state most facts (names, figures), so the points carry the story's facts
-        rather than its commentary; none that restates a point already made."""
+        up to BRIEFING_KEY_POINTS in all and at least one each, an equal share each, the
+        weightiest first (`_represent` sees to sources past BRIEFING_KEY_POINTS of them).
+        None that restates a point already made."""
         wanted = self.settings.key_points
         made_points = [*summary, *key_points]
-        queues: dict[str, list[_Claim]] = {}
-        for claim in sorted(claims, key=lambda c: (not c.backed, -specifics(c.text))):
-            if claim.citations:
-                queues.setdefault(claim.citations[0].source_id, []).append(claim)
+        ranked = sorted((c for c in claims if c.citations), key=lambda c: -self._weight(c))
         mentioned = {c.source_id for p in made_points for c in p.citations}
-        starved = [source_id for source_id in queues if source_id not in mentioned]
+        starved = list(
+            dict.fromkeys(
+                c.citations[0].source_id
+                for c in ranked
+                if c.citations[0].source_id not in mentioned
+            )
+        )
+        caps: dict[str, int]
         if len(key_points) < min(MIN_KEY_POINTS, wanted):
             target = wanted
+            # Shares of the whole briefing: what the summary cites of a source counts.
+            statements = sum(self._statements.get(s, 0) for s in self._sources) or 1
+            points = len(summary) + target
+            cited = Counter(p.citations[0].source_id for p in made_points if p.citations)
+            caps = {
+                s: max(1, math.ceil(points * self._statements.get(s, 0) / statements)) - cited[s]
+                for s in self._sources
+            }
         elif starved:
-            queues = {source_id: queues[source_id] for source_id in starved}
             target = max(wanted, len(key_points) + min(len(starved), wanted))
+            # An equal share each (at least one) of the points to add.
+            share = max(1, -(-(target - len(key_points)) // len(starved)))
+            caps = dict.fromkeys(starved, share)
         else:
             return key_points
         made = [_content_words(c.text) for c in made_points]
-        used = {(c.source_id, c.start, c.end) for p in made_points for c in p.citations}
-        cited = Counter(p.citations[0].source_id for p in made_points if p.citations)
-        queues = dict(sorted(queues.items(), key=lambda item: cited[item[0]]))
+        used = _resting_on(made_points, claims)
+        taken: Counter[str] = Counter()
         added: list[Claim] = []
-        while len(key_points) + len(added) < target and any(queues.values()):
-            for queue in queues.values():
-                while queue:
-                    claim = queue.pop(0)
-                    if {(c.source_id, c.start, c.end) for c in claim.citations} <= used:
-                        continue  # the points made already rest on it
-                    words = _content_words(claim.text)
-                    if any(_overlap(words, other) >= _SAME_POINT for other in made):
-                        continue
-                    made.append(words)
-                    added.append(
-                        Claim(id=f"c{next(counter)}", text=claim.text, citations=claim.citations)
-                    )
-                    break
-                if len(key_points) + len(added) >= target:
-                    break
+        for claim in ranked:
+            if len(key_points) + len(added) >= target:
+                break
+            source_id = claim.citations[0].source_id
+            if taken[source_id] >= caps.get(source_id, 0):
+                continue
+            if claim.restates(used):
+                continue  # the points made already rest on it, or on what backs it
+            words = _content_words(claim.text)
+            if any(_overlap(words, other) >= _SAME_POINT for other in made):
+                continue
+            made.append(words)
+            used |= claim.spans() | claim.backers
+            taken[source_id] += 1
+            added.append(Claim(id=f"c{next(counter)}", text=claim.text, citations=claim.citations))
         if added:
             whose = (
                 f" of {len(starved)} source(s) it cited nothing of"
@@ -1197,29 +1270,27 @@ class MapReduce:
         self, claims: list[_Claim], key_points: list[Claim], counter: Iterator[int]
     ) -> list[Claim]:
         """A summary where the reduce wrote none about the story: up to SUMMARY_CLAIMS of
-        the map step's claims, those other sources back first, then each source's first
-        (its lead), none that a key point already makes."""
+        the map step's claims, those other sources back first, then by the extractive
+        summary's rank of what they cite (central, early), none that a key point already
+        makes."""
         made = [_content_words(c.text) for c in key_points]
-        used = {(c.source_id, c.start, c.end) for p in key_points for c in p.citations}
-        firsts: dict[str, int] = {}
-        for n, claim in enumerate(claims):
-            if claim.citations:
-                firsts.setdefault(claim.citations[0].source_id, n)
-        order = sorted(
-            range(len(claims)),
-            key=lambda n: (not claims[n].backed, n not in firsts.values(), n),
-        )
+        used = _resting_on(key_points, claims)
+        weight = [self._weight(c, "summary") for c in claims]
+        order = sorted(range(len(claims)), key=lambda n: (not claims[n].backed, -weight[n], n))
         chosen: list[Claim] = []
         for n in order:
             claim = claims[n]
             if len(chosen) >= SUMMARY_CLAIMS:
                 break
-            spans = {(c.source_id, c.start, c.end) for c in claim.citations}
             words = _content_words(claim.text)
-            if not spans or spans <= used or any(_overlap(words, w) >= _SAME_POINT for w in made):
+            if (
+                not claim.citations
+                or claim.restates(used)
+                or any(_overlap(words, w) >= _SAME_POINT for w in made)
+            ):
                 continue
             made.append(words)
-            used |= spans
+            used |= claim.spans() | claim.backers
             chosen.append(Claim(id=f"c{next(counter)}", text=claim.text, citations=claim.citations))
         if chosen:
             self.warnings.append(
