@@ -1129,9 +1129,8 @@ async def test_a_chunk_read_only_at_its_start_has_the_rest_mapped_again(
     # The reduce is shown claims of the whole article, down to its last part.
     [reduce] = [r for r in fake_server.requests if _step(r) == "reduce"]
     shown = set(_claim_lines(reduce).values())
-    last_part = _SENTENCE_LINE.findall(maps[-1].messages[1]["content"])
-    assert last_part[0][1] in shown
-    assert [t for _, t in first].index(last_part[0][1]) >= len(first) * 3 / 4
+    order = [t for _, t in first]
+    assert max(order.index(t) for t in shown if t in order) >= len(first) * 3 / 4
     assert len(shown) == read + sum(map(int, _ASKED.findall(" ".join(
         r.messages[1]["content"] for r in maps[1:]))))  # fmt: skip
     _assert_exact_citations(briefing)
