@@ -15,7 +15,15 @@ if TYPE_CHECKING:
     from briefing.schema import Source
     from briefing.text.segment import Sentence
 
-__all__ = ["MAX_WORDS", "MIN_WORDS", "WORD", "is_heading", "is_remark", "is_statement"]
+__all__ = [
+    "MAX_WORDS",
+    "MIN_WORDS",
+    "WORD",
+    "is_attribution",
+    "is_heading",
+    "is_remark",
+    "is_statement",
+]
 
 #: A word: letters and digits, with inner apostrophes ("Putin's").
 WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
@@ -52,6 +60,16 @@ _META = re.compile(
     r"(?:here(?:'|’)s|this is) (?:what|why|how)\b|"
     r"(?:related|see also|advertisement|more from)\b)",
     re.IGNORECASE,
+)
+# Only who spoke, with no words of theirs: "Angela Stent, a foreign policy expert ..., told
+# CNN." (a small model cuts a quotation down to its attribution). A name, an optional
+# description set off by commas, a verb of saying and at most whom it was said to.
+_NAME = r"(?:[A-Z][\w.'’-]*)(?:\s+(?:[A-Z][\w.'’-]*|de|van|von|bin|al))*"
+_ATTRIBUTION = re.compile(
+    rf"^(?:according to\s+)?{_NAME}(?:,[^,;:\"“”]{{3,200}},)?\s+"
+    r"(?:told|tells|said|says|stated|states|noted|notes|added|adds|explained|explains|"
+    r"wrote|writes|argued|argues|recalled|recalls|concluded|concludes|summed up|sums up)"
+    rf"(?:\s+(?:to\s+)?(?:the\s+)?{_NAME})?\s*[.:]?$"
 )
 # Runs of stray characters ("..s.s..s.s") that are no part of any language.
 _GARBLED = re.compile(r"(?:[.][a-z]?){6,}|(?:\W\s?){8,}")
@@ -95,9 +113,15 @@ def is_statement(sentence: Sentence, source: Source, *, by_length: bool = True) 
         or _BYLINE.match(text)
         or (_DATELINE.match(text) and len(WORD.findall(_DATELINE.sub("", text))) < MIN_WORDS)
         or _META.match(text)
+        or is_attribution(text)
         or _GARBLED.search(text)
         or (by_length and not MIN_WORDS <= len(words) <= MAX_WORDS)
     )
+
+
+def is_attribution(text: str) -> bool:
+    """Whether `text` only says who spoke ("Angela Stent, ..., told CNN."), not what."""
+    return bool(_ATTRIBUTION.match(text.strip()))
 
 
 def is_remark(text: str) -> bool:
