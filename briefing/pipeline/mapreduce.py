@@ -43,7 +43,7 @@ from briefing.schema import (
     Usage,
 )
 from briefing.text.segment import Sentence, segment, sentence_spans
-from briefing.text.statements import is_attribution, is_remark, is_statement
+from briefing.text.statements import is_remark, is_statement
 
 #: Progress callback: (stage, done, total).
 Progress = Callable[[str, int, int], None]
@@ -326,8 +326,6 @@ class _MapRun:
     #: Per source, the parts of its chunks the answers left unread.
     unread: dict[str, list[_Unread]] = field(default_factory=dict)
     non_statements: int = 0
-    #: Claims that only named who spoke.
-    attributions: int = 0
     done: int = 0
     total: int = 0
 
@@ -342,7 +340,6 @@ class _MapRun:
             self.mapped.setdefault(source_id, []).extend(claims)
         self.failed = (self.failed - set(other.requests)) | other.failed
         self.non_statements += other.non_statements
-        self.attributions += other.attributions
 
 
 _WORDS = re.compile(r"[^\W_]+", re.UNICODE)
@@ -705,11 +702,6 @@ class MapReduce:
                 f"{run.non_statements} claim(s) that cited only headlines, bylines, questions "
                 "or remarks about the article were dropped"
             )
-        if run.attributions:
-            self.warnings.append(
-                f'{run.attributions} claim(s) that only said who spoke, not what ("…, told '
-                'CNN."), were dropped'
-            )
         # In source order (a pack's answer may list its sources' claims in any order), and
         # in the model's order within a source.
         found.sort(key=lambda item: min(self._order[c.source_id] for c in item[1]))
@@ -793,12 +785,6 @@ class MapReduce:
                         run.non_statements += 1
                     continue
                 text = _without_copied_tags(claim)
-                if is_attribution(text):
-                    # Who spoke, not what ("…, told CNN."): no claim, though the model did
-                    # read the sentence it cites.
-                    run.attributions += 1
-                    cited.extend(cites)
-                    continue
                 run.found.append((text, cites))
                 for source_id in dict.fromkeys(c.source_id for c in cites):
                     run.mapped.setdefault(source_id, []).append(
