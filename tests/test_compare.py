@@ -54,6 +54,12 @@ def seed_comparison(seeds: list[Source]) -> Comparison:
     return asyncio.run(compare_sources(seeds, Checker(Settings(), "offline")))
 
 
+def compared(first: str, second: str) -> tuple[Source, Source, Comparison]:
+    """Two sources A and B of these texts, and their comparison (offline)."""
+    a, b = source_from_text(first, title="A"), source_from_text(second, title="B")
+    return a, b, asyncio.run(compare_sources([a, b], offline()))
+
+
 def assert_exact(comparison: Comparison) -> None:
     texts = {s.id: s.text for s in comparison.sources}
     for sentence in comparison.sentences:
@@ -154,17 +160,12 @@ def test_a_quote_of_the_same_speaker_in_the_other_source_corroborates(
 def test_a_heading_is_never_judged_backed() -> None:
     # "Mastery of Detail in Negotiations" shares its words with "a master of details" in
     # the other source, but a heading names a topic and states nothing.
-    a = source_from_text(
+    a, b, result = compared(
         "Mastery of Detail in Negotiations\n"
         "The envoy returned from the talks in the capital without any agreement.",
-        title="A",
-    )
-    b = source_from_text(
         "The president is a skilled negotiator and a master of detail in negotiations.\n"
         "The envoy returned from the talks in the capital without any agreement.",
-        title="B",
     )
-    result = asyncio.run(compare_sources([a, b], offline()))
     by_text = {(s.source_id, s.text): s for s in result.sentences}
     heading = by_text[(a.id, "Mastery of Detail in Negotiations")]
     assert (heading.status, heading.supporting) == ("single_source", [])
@@ -174,17 +175,12 @@ def test_a_heading_is_never_judged_backed() -> None:
 
 
 def test_a_changed_number_contradicts_and_cites_the_other_side() -> None:
-    a = source_from_text(
+    a, b, result = compared(
         "The factory in the northern valley employs 400 workers on three shifts.\n"
         "It opened in the spring after a long delay in construction work.",
-        title="A",
-    )
-    b = source_from_text(
         "The factory in the northern valley employs 900 workers on three shifts.\n"
         "Local officials welcomed the new jobs in a statement on Friday.",
-        title="B",
     )
-    result = asyncio.run(compare_sources([a, b], offline()))
     assert_exact(result)
     first = {s.source_id: s for s in result.sentences if "factory" in s.text}
     assert first[a.id].status == first[b.id].status == "contradicted"
