@@ -6,11 +6,13 @@ over that index, so the cost grows with the number of sentences, not with pairs 
 The best candidates of each other source then go to the faithfulness checker and to the
 conflict detectors of `contradiction`:
 
-- corroborated: another source supports the statement (the same sentence word for word, or
-  the checker's verdict on the candidate passages);
+- corroborated: another source supports the statement (the same sentence word for word,
+  the checker's verdict on the candidate passages, or the same speaker quoted there saying
+  the words the statement quotes);
 - contradicted: another source states the same thing with a different number, date, name
   or place, negates it, states the opposite, or quotes the same speaker in other words;
-- single_source: no other source says it.
+- single_source: no other source says it. Headlines and section headings name a topic and
+  state nothing: they are never judged, and never evidence for anything else.
 
 With the offline method the checker's stored model scores support with its conflict term
 left out (conflicts are this module's own detectors' to find), against a threshold set for
