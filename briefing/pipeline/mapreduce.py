@@ -1200,9 +1200,9 @@ class MapReduce:
         paragraph), claims of every source follow up to BRIEFING_KEY_POINTS, the weightiest
         first (`_weight`: central, specific statements, backed ones ahead), each source at
         most its share of the statements mapped, in the whole briefing (so that a short
-        rewrite does not fill it with its additions, nor a long source crowd out the rest). When its
-        summary and key points cite nothing of a source it was shown claims of (a small
-        model that wrote only of the last source listed), claims of those sources follow,
+        rewrite does not fill it with its additions, nor a long source crowd out the rest).
+        When its summary and key points cite nothing of a source it was shown claims of (a
+        small model that wrote only of the last source listed), claims of those sources follow,
         up to BRIEFING_KEY_POINTS in all and at least one each, an equal share each, the
         weightiest first (`_represent` sees to sources past BRIEFING_KEY_POINTS of them).
         None that restates a point already made."""
