@@ -131,11 +131,6 @@ def build_extractive(
     as not compared."""
     known = {(s.source_id, s.start, s.end): s for s in comparison}
     candidates = _candidates(sources, known)
-    seen: Counter[str] = Counter()
-    for c in candidates:
-        c.position = seen[c.source.id]
-        seen[c.source.id] += 1
-        c.paragraph = c.source.text.count("\n", 0, c.sentence.start)
     # Backing goes both ways for ranking: a sentence another source's sentence rests on is
     # backed too (that one says part of it).
     backers = {(c.source_id, c.start, c.end) for s in comparison for c in s.supporting}
@@ -222,9 +217,6 @@ def statement_weights(
     words, names and figures, position), 1.0 on average. The LLM path uses it to see which
     of a source's statements matter most."""
     candidates = _candidates([source], {})
-    for n, c in enumerate(candidates):
-        c.position = n
-        c.paragraph = source.text.count("\n", 0, c.sentence.start)
     ranked = _scores(candidates)[part]
     mean = sum(ranked) / len(ranked) if ranked else 1.0
     return {
@@ -288,6 +280,7 @@ def _candidates(
         df.update(set(words))
     n = len(raw)
     out: list[_Candidate] = []
+    seen: Counter[str] = Counter()
     for sentence, source, words in raw:
         tf = Counter(words)
         said = _BIO.sub(",", sentence.text)
@@ -304,8 +297,11 @@ def _candidates(
                 specifics(said),
                 known.get((source.id, sentence.start, sentence.end)),
                 rarity=rarity,
+                position=seen[source.id],
+                paragraph=source.text.count("\n", 0, sentence.start),
             )
         )
+        seen[source.id] += 1
     return out
 
 
