@@ -38,8 +38,9 @@ from briefing.faithfulness.contradiction import (
     quote_conflict,
     relatedness,
     same_speaker,
+    soft_content,
 )
-from briefing.faithfulness.lexical.features import SPEECH, soft
+from briefing.faithfulness.lexical.features import SPEECH
 from briefing.faithfulness.lexical.text import TextView, stem
 from briefing.faithfulness.sentence_index import (
     IndexedSentence,
@@ -455,9 +456,9 @@ class Comparer:
         index = self.index
         first = index.sentence_at(source, quote.start)
         last = index.sentence_at(source, max(quote.start, quote.end - 1))
-        wanted = {soft(w) for w in TextView(words).content}
+        wanted = soft_content(words)
         for sid in range(first, last + 1):
-            if wanted <= {soft(w) for w in index.view(sid).content}:
+            if wanted <= soft_content(index.text(sid)):
                 return sid
         return first
 

@@ -47,9 +47,11 @@ __all__ = [
     "conflicts",
     "find_quotes",
     "proper_names",
+    "quote_backed",
     "quote_conflict",
     "relatedness",
     "same_speaker",
+    "soft_content",
     "surname",
     "text_view",
 ]
@@ -581,7 +583,8 @@ def _same_surname(a: str, b: str) -> bool:
 
 
 @functools.lru_cache(maxsize=16_384)
-def _soft_content(text: str) -> frozenset[str]:
+def soft_content(text: str) -> frozenset[str]:
+    """The soft stems of a text's content words (from a bounded cache)."""
     return frozenset(soft(w) for w in text_view(text).content)
 
 
@@ -601,11 +604,11 @@ def quote_backed(
     source quotes that speaker saying it. None when no quotation does."""
     if speaker is None:
         return None
-    mine = {soft(w) for w in TextView(quote).content}
+    mine = soft_content(quote)
     if len(mine) < 2:
         return None
     for n, (text, who) in enumerate(others):
-        if same_speaker(speaker, who) and mine <= _soft_content(text):
+        if same_speaker(speaker, who) and mine <= soft_content(text):
             return n
     return None
 
@@ -628,7 +631,7 @@ def quote_conflict(
     for n, (text, who) in enumerate(others):
         if not same_speaker(speaker, who):
             continue
-        theirs = _soft_content(text)
+        theirs = soft_content(text)
         if not theirs:
             continue
         shared = sum(1 for w in mine if soft(w) in theirs)
@@ -638,6 +641,6 @@ def quote_conflict(
     if best is None or not QUOTE_SAME_POINT <= best[0] < QUOTE_CONSISTENT:
         return None
     other = others[best[1]][0]
-    if len(_soft_content(other)) > QUOTE_MAX_WORDS:
+    if len(soft_content(other)) > QUOTE_MAX_WORDS:
         return None
     return Conflict("quote", " ".join(quote.split()), " ".join(other.split())), best[1]
