@@ -569,7 +569,7 @@ class MapReduce:
             if any(u.start <= x.start and x.end <= u.end for u in parts)
             and is_statement(x, source, by_length=False)
         ]
-        weights = statement_weights(source)
+        weights = self._weights_of(source, "key_points")
         chunks = chunk_at_weightiest(
             statements,
             [weights.get((x.start, x.end), 0.0) for x in statements],
@@ -1170,6 +1170,16 @@ class MapReduce:
             out.append((sentence, cites))
         return out
 
+    def _weights_of(
+        self, source: Source, part: Literal["summary", "key_points"]
+    ) -> dict[tuple[int, int], float]:
+        """`extractive.statement_weights` of a source, worked out once per briefing (the
+        skim retry's chunking and the top-up both read them)."""
+        got = self._weights.get((source.id, part))
+        if got is None:
+            got = self._weights[(source.id, part)] = statement_weights(source, part)
+        return got
+
     def _weight(
         self, claim: _Claim, part: Literal["summary", "key_points"] = "key_points"
     ) -> float:
@@ -1181,9 +1191,7 @@ class MapReduce:
             source = self._sources.get(c.source_id)
             if source is None:
                 continue
-            weights = self._weights.get((source.id, part))
-            if weights is None:
-                weights = self._weights[(source.id, part)] = statement_weights(source, part)
+            weights = self._weights_of(source, part)
             best = max([best, *(w for (a, b), w in weights.items() if a < c.end and b > c.start)])
         return best * (_BACKED_WEIGHT if claim.backed else 1.0)
 
