@@ -24,7 +24,7 @@ from briefing.models.llm import LLMClient, litellm_module
 from briefing.models.prompts import PromptLibrary, PromptTemplate, default_prompts_dir
 from briefing.models.tokens import count_tokens
 from briefing.pipeline.build import build_briefing, load_sources
-from briefing.pipeline.mapreduce import MapOutput, MapReduce
+from briefing.pipeline.mapreduce import MAX_POINT_CHARS, MAX_TITLE_CHARS, MapOutput, MapReduce
 from briefing.schema import Briefing, Citation, Claim, Corroboration
 from briefing.testing import FakeOpenAIServer, RecordedRequest, Reply
 from briefing.text.segment import segment
@@ -609,15 +609,16 @@ async def test_short_sources_share_one_map_request_and_each_id_cites_its_own_sou
     assert user.count('claims="1"') == 3
     ids = [sid for sid, _ in _SENTENCE_LINE.findall(user)]
     assert ids == ["S1", "S2", "S3", "S4", "S5"]
-    # The reduce step sees the claims in source order, each source named once.
+    # The reduce step sees the claims in source order, each source named once, and within
+    # a source in the order of what they cite (not the order an answer gave them in).
     reduce_user = reduced.messages[1]["content"]
     assert reduce_user.index("Source [1]") < reduce_user.index("Source [2]")
     assert reduce_user.index("Source [2]") < reduce_user.index("Source [3]")
     assert list(_claim_lines(reduced).values()) == [
-        "It approved the budget of 3 million.",
         "Alpha council met on Monday.",
-        "Two coastal roads were closed.",
+        "It approved the budget of 3 million.",
         "Beta storm hit the coast at dawn.",
+        "Two coastal roads were closed.",
         "Gamma bread prices rose by 3 percent in May.",
     ]
     _assert_exact_citations(briefing)
@@ -663,6 +664,41 @@ async def test_map_requests_hold_sources_up_to_the_chunk_budget_each_source_once
         # the sentences; the template around them is not part of the chunk budget).
         body = "\n".join(line for line in user.splitlines() if _SENTENCE_LINE.match(line))
         assert count_tokens(body, "o200k_base") <= 100
+
+
+async def test_the_reduce_is_shown_the_same_claims_whichever_map_answer_comes_first(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """Map answers arrive in the order the provider finishes them; the reduce's list of
+    claims must not depend on it (a small model's answer changed wholesale with the order)."""
+    path = tmp_path / "depots.txt"
+    lines = [f"Note {n} reports that the depot {n} reopened on Monday." for n in range(8)]
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+
+    def answering_last(slow: str) -> Callable[[RecordedRequest], Reply]:
+        def respond(request: RecordedRequest) -> Reply:
+            if _step(request) == "map":
+                user = request.messages[1]["content"]
+                if slow in user:
+                    time.sleep(0.3)  # this request's answer comes after the others
+                lines = _SENTENCE_LINE.findall(user)
+                return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in lines]})
+            points = [{"text": t, "claim_ids": [c]} for c, t in _claim_lines(request).items()]
+            return _reply({"title": "Notes", "summary": points[:1], "key_points": points[1:]})
+
+        return respond
+
+    shown = []
+    for slow in ("Note 0 ", "Note 7 "):
+        fake_server.responder = answering_last(slow)
+        fake_server.requests.clear()
+        await build_briefing(
+            load_sources([path]), llm_settings(chunk_tokens=64, chunk_overlap_tokens=5)
+        )
+        assert sum(_step(r) == "map" for r in fake_server.requests) > 2
+        reduce = next(r for r in fake_server.requests if _step(r) == "reduce")
+        shown.append(list(_claim_lines(reduce).values()))
+    assert shown[0] == shown[1] == lines
 
 
 async def test_sentence_tags_copied_into_a_claim_are_removed_unless_they_are_its_words(
@@ -896,11 +932,86 @@ async def test_a_paragraph_point_becomes_one_claim_per_sentence_citing_its_own_c
     assert all(k.text not in {c.text for c in briefing.summary} for k in briefing.key_points)
 
 
+async def test_a_point_repeating_one_sentence_to_its_length_limit_is_one_claim(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """A 1.5B model fell into repeating one sentence until max_tokens. The schema sent ends
+    a point's text at MAX_POINT_CHARS (a grammar enforcing it closes the string there): the
+    repeats are one claim, and the sentence cut off mid-way is dropped, not kept as one."""
+    path = tmp_path / "city.txt"
+    path.write_text(
+        "The council approved the new bridge on Monday.\n"
+        "Construction will start in March and cost 40 million euros.\n",
+        "utf-8",
+    )
+    sentence = "The council approved the new bridge on Monday. "
+
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) == "map":
+            lines = _SENTENCE_LINE.findall(request.messages[1]["content"])
+            return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in lines]})
+        ids = list(_claim_lines(request))
+        looped = (sentence * (MAX_POINT_CHARS // len(sentence) + 1))[:MAX_POINT_CHARS]
+        assert not looped.rstrip().endswith(".")
+        point = {"text": looped, "claim_ids": ids[:1]}
+        return _reply({"title": "Bridge", "summary": [point], "key_points": []})
+
+    fake_server.responder = respond
+    briefing = await build_briefing(load_sources([path]), llm_settings())
+    assert [c.text for c in briefing.summary] == [sentence.strip()]
+    assert briefing.summary[0].verdict == "supported"
+    assert f"was cut off at {MAX_POINT_CHARS} characters and dropped" in " ".join(briefing.warnings)
+    _assert_exact_citations(briefing)
+
+
+async def test_a_claim_copied_from_a_quotation_without_its_speaker_names_the_speaker(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """A 1.5B model copied out the words of an analyst's quotation and dropped who said it:
+    one person's view read as a fact of the story. The claim names the speaker again,
+    whom the sentence it cites names; a claim already naming its speaker is left alone."""
+    path = tmp_path / "talks.txt"
+    path.write_text(
+        "The talks in Geneva ended on Friday without an agreement.\n"
+        '"The administration is eager to make a deal, but unwilling to pay a high price for '
+        'it," said Jennifer Kavanagh, director of military analysis at a think tank.\n',
+        "utf-8",
+    )
+
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) == "map":
+            lines = dict(_SENTENCE_LINE.findall(request.messages[1]["content"]))
+            quoted = next(i for i, t in lines.items() if "eager" in t)
+            plain = next(i for i, t in lines.items() if "Geneva" in t)
+            claims = [
+                {"text": "The talks in Geneva ended on Friday without an agreement.",
+                 "sentence_ids": [plain]},
+                {"text": "The administration is eager to make a deal, but unwilling to pay a "
+                 "high price for it.", "sentence_ids": [quoted]},
+            ]  # fmt: skip
+            return _reply({"claims": claims})
+        points = [{"text": t, "claim_ids": [cid]} for cid, t in _claim_lines(request).items()]
+        return _reply({"title": "Talks", "summary": points[:1], "key_points": points[1:]})
+
+    fake_server.responder = respond
+    briefing = await build_briefing(load_sources([path]), llm_settings())
+    texts = [c.text for c in briefing.claims()]
+    assert texts == [
+        "The talks in Geneva ended on Friday without an agreement.",
+        "The administration is eager to make a deal, but unwilling to pay a high price for "
+        "it, Jennifer Kavanagh said.",
+    ]
+    assert all(c.verdict == "supported" for c in briefing.claims())
+    assert "the speaker the cited sentence names was added" in " ".join(briefing.warnings)
+    _assert_exact_citations(briefing)
+
+
 async def test_the_reduce_schema_sent_names_only_the_claims_shown(
     fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
 ) -> None:
     """A provider (or local grammar) that enforces the schema can cite only real claim ids,
-    at most 8 a point: a small model once listed ids up to C376 of 82 until max_tokens. A
+    at most 8 a point: a small model once listed ids up to C376 of 82 until max_tokens; and
+    its texts are bounded (another repeated one sentence until max_tokens). A
     map request's schema, likewise, cites only the sentences shown and ends its list at the
     claims asked for (the same model copied out every sentence of an article)."""
     shown_ids: list[str] = []
@@ -926,6 +1037,11 @@ async def test_the_reduce_schema_sent_names_only_the_claims_shown(
     assert shown_ids
     assert cited["items"]["enum"] == shown_ids
     assert cited["maxItems"] == 8
+    # A point's text, and the title, end where a model repeating one sentence would not.
+    assert schema["$defs"]["point"]["properties"]["text"]["maxLength"] == MAX_POINT_CHARS
+    assert schema["properties"]["title"]["maxLength"] == MAX_TITLE_CHARS
+    topic = schema["properties"]["disagreements"]["items"]["properties"]["topic"]
+    assert topic["maxLength"] == MAX_TITLE_CHARS
     # The map request's schema names the sentences it shows and holds the claims it asks.
     first = fake_server.requests[0]
     claims = first.body["response_format"]["json_schema"]["schema"]["properties"]["claims"]

@@ -24,6 +24,7 @@ from briefing.faithfulness.lexical.text import STOPWORDS
 from briefing.models.llm import LLMClient
 from briefing.models.prompts import PromptLibrary, PromptTemplate, as_data
 from briefing.models.tokens import count_tokens
+from briefing.pipeline.attribution import Attributor
 from briefing.pipeline.chunking import Chunk, chunk_at_weightiest, chunk_sentences
 from briefing.pipeline.citations import (
     merge_citations,
@@ -109,12 +110,23 @@ def _without_copied_tags(claim: _MapClaim) -> str:
 #: Claims one point of a reduce or condense answer may cite, in the schema sent: a point
 #: is one sentence, and a small model looping over ids ("C83", "C84", … "C376") stops here.
 MAX_POINT_CLAIMS = 8
+#: Characters of one point's text (a summary item holds up to four sentences), and of a
+#: title or topic, in the schema sent: a 1.5B model that fell into repeating one sentence
+#: ("The Trump administration's attempts ... stalled." forty times) ran to max_tokens and
+#: lost the whole answer; a grammar enforcing the schema closes the string here instead,
+#: and the repeats collapse into one claim.
+MAX_POINT_CHARS = 800
+MAX_TITLE_CHARS = 200
+#: How a finished sentence ends (with a closing quotation mark or bracket after it).
+_ENDS = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*\s*$")
 
 
 def citing_only(schema: dict[str, Any], ids: Sequence[str]) -> dict[str, Any]:
     """`schema` with every `claim_ids` array narrowed to `ids` (an enum) and to at most
     MAX_POINT_CLAIMS items, so that a provider or local grammar enforcing the schema can
-    cite only the claims of this request. Other prompts' schemas come back unchanged."""
+    cite only the claims of this request; the text of a point that cites claims to
+    MAX_POINT_CHARS, and the titles and topics beside them to MAX_TITLE_CHARS. Other
+    prompts' schemas come back unchanged."""
 
     def narrow(node: Any) -> Any:
         if isinstance(node, list):
@@ -140,10 +152,37 @@ def citing_only(schema: dict[str, Any], ids: Sequence[str]) -> dict[str, Any]:
                 if isinstance(most, int)
                 else MAX_POINT_CLAIMS,
             }
+            _cap(properties, "text", MAX_POINT_CHARS)
+        if isinstance(properties, dict):
+            for name in ("title", "topic"):
+                _cap(properties, name, MAX_TITLE_CHARS)
         return out
 
     narrowed: dict[str, Any] = narrow(schema)
     return narrowed
+
+
+def _whole_sentences(text: str) -> tuple[str, str]:
+    """A point's text with each sentence once, and without the unfinished sentence it ends
+    in when the schema's MAX_POINT_CHARS cut it off (returned second, else "")."""
+    text = " ".join(text.split())
+    sentences = [text[a:b] for a, b in sentence_spans(text)]
+    cut = ""
+    if sentences and len(text) >= MAX_POINT_CHARS - 1 and not _ENDS.search(sentences[-1]):
+        cut = sentences.pop()
+    unique = dict.fromkeys(sentences, None)
+    return " ".join(unique), cut
+
+
+def _cap(properties: dict[str, Any], name: str, most: int) -> None:
+    """A string property limited to `most` characters (a tighter limit of its own stays)."""
+    field_ = properties.get(name)
+    if isinstance(field_, dict) and field_.get("type") == "string":
+        ceiling = field_.get("maxLength")
+        properties[name] = {
+            **field_,
+            "maxLength": min(ceiling, most) if isinstance(ceiling, int) else most,
+        }
 
 
 def asking_for(schema: dict[str, Any], ids: Sequence[str], most: int) -> dict[str, Any]:
@@ -696,6 +735,7 @@ class MapReduce:
             )
         found = list(run.found)
         found.extend(self._from_cache(cached, sources))
+        found = await asyncio.to_thread(self._attributed, found, sources)
         await self._keep(keys, run.mapped, run.failed, cached)
         if run.non_statements:
             self.warnings.append(
@@ -703,8 +743,10 @@ class MapReduce:
                 "or remarks about the article were dropped"
             )
         # In source order (a pack's answer may list its sources' claims in any order), and
-        # in the model's order within a source.
-        found.sort(key=lambda item: min(self._order[c.source_id] for c in item[1]))
+        # in the order of what they cite within a source: answers arrive in whatever order
+        # the provider finishes them, and the reduce must be shown the same list for the
+        # same claims (a small model's answer changes wholesale with the order).
+        found.sort(key=lambda item: min((self._order[c.source_id], c.start) for c in item[1]))
         claims: list[_Claim] = []
         seen: set[tuple[str, tuple[tuple[str, int, int], ...]]] = set()
         for text, cites in found:
@@ -726,6 +768,21 @@ class MapReduce:
                 )
             )
         return claims
+
+    def _attributed(
+        self, found: list[tuple[str, list[Citation]]], sources: list[Source]
+    ) -> list[tuple[str, list[Citation]]]:
+        """Claims that restate a quotation without its speaker, with the speaker named
+        (`attribution`): an analyst's view is not a fact of the story."""
+        attribute = Attributor(sources)
+        out = [(attribute(text, cites), cites) for text, cites in found]
+        changed = sum(a[0] != b[0] for a, b in zip(found, out, strict=True))
+        if changed:
+            self.warnings.append(
+                f"{changed} claim(s) restated a quotation without naming who said it; the "
+                "speaker the cited sentence names was added"
+            )
+        return out
 
     async def _map_pass(
         self,
@@ -1092,6 +1149,15 @@ class MapReduce:
                 resolved = self._resolve_claims(point, by_id, step)
                 if not resolved:
                     continue
+                text, cut = _whole_sentences(point.text)
+                if cut:
+                    self.warnings.append(
+                        f"{step}: {_short(cut)!r} was cut off at {MAX_POINT_CHARS} "
+                        "characters and dropped"
+                    )
+                if not text:
+                    continue
+                point = point.model_copy(update={"text": text})
                 for text, citations in self._split(point, by_id):
                     if is_remark(text):
                         # "The briefing discusses ...": no fact of the story to check.
