@@ -24,7 +24,16 @@ from briefing.models.llm import LLMClient, litellm_module
 from briefing.models.prompts import PromptLibrary, PromptTemplate, default_prompts_dir
 from briefing.models.tokens import count_tokens
 from briefing.pipeline.build import build_briefing, load_sources
-from briefing.pipeline.mapreduce import MAX_POINT_CHARS, MAX_TITLE_CHARS, MapOutput, MapReduce
+from briefing.pipeline.extractive import alone_weight
+from briefing.pipeline.mapreduce import (
+    MAX_POINT_CHARS,
+    MAX_TITLE_CHARS,
+    MIN_SUMMARY,
+    SUMMARY_CLAIMS,
+    MapOutput,
+    MapReduce,
+    _Claim,
+)
 from briefing.schema import Briefing, Citation, Claim, Corroboration
 from briefing.testing import FakeOpenAIServer, RecordedRequest, Reply
 from briefing.text.segment import segment
@@ -542,12 +551,14 @@ async def test_build_briefing_keeps_only_citations_of_ids_the_model_was_shown(
     assert f"The source says: {summary.citations[0].quote}" == claims_shown["C1"]
     assert summary.citations[0].source_id == sources[0].id
     assert summary.citations[0].start == min(c.start for c in summary.citations)
-    # One key point of its own is too few: the map step's claims follow, from the sources
-    # in turn, up to BRIEFING_KEY_POINTS, and the warnings say how many.
+    # One key point of its own is too few: the map step's claims follow, from every
+    # source, up to BRIEFING_KEY_POINTS, and the warnings say how many.
     first, *added = briefing.key_points
     assert first.text == "Second point"
-    assert len(added) == min(7, len(claims_shown) - 2)
+    assert len(claims_shown) - 2 <= len(added) <= 7
     assert {c.text for c in added} <= set(claims_shown.values())
+    # "Summary point" cites C1 and says nothing of it: C1's fact is still to be made.
+    assert claims_shown["C1"] in {c.text for c in added}
     assert f"the reduce gave 1 key point(s); {len(added)} more were taken" in " ".join(
         briefing.warnings
     )
@@ -1075,6 +1086,60 @@ def _harbour_and_ferry(tmp_path: Path, *more_harbour: str) -> list[Path]:
 def _each_sentence_a_claim(request: RecordedRequest) -> Reply:
     lines = _SENTENCE_LINE.findall(request.messages[1]["content"])
     return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in lines]})
+
+
+async def test_a_summary_sentence_restating_none_of_its_claims_is_dropped_and_filled(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """Qwen2.5-1.5B wrote "The U.S. administration has consistently used the word 'reset'
+    ...", citing the article's first eight claims, none of which says it. A sentence of a
+    point that restates none of the claims it cites is dropped; its claims may still be
+    key points (a point that does not make them has not made them), and map claims fill
+    the summary to MIN_SUMMARY sentences."""
+    paths = _harbour_and_ferry(tmp_path)
+
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) == "map":
+            return _each_sentence_a_claim(request)
+        claims = _claim_lines(request)
+        ids = list(claims)
+        paragraph = (
+            "The harbour reopened on Friday after repairs. "
+            "Regional trade policy has long been debated in parliament."
+        )
+        summary = [{"text": paragraph, "claim_ids": ids}]
+        return _reply({"title": "Harbour", "summary": summary, "key_points": []})
+
+    fake_server.responder = respond
+    briefing = await build_briefing(load_sources(paths), llm_settings())
+    texts = [c.text for c in briefing.summary]
+    assert "Regional trade policy has long been debated in parliament." not in texts
+    assert "restated none of the claims they cited and were dropped" in " ".join(briefing.warnings)
+    assert texts[0] == "The harbour reopened on Friday after repairs."
+    assert MIN_SUMMARY <= len(texts) <= SUMMARY_CLAIMS
+    # The dropped sentence cited every claim: the ferry's facts are still made.
+    every = texts + [c.text for c in briefing.key_points]
+    assert "The ferry company Nordlink added 12 sailings to Gotland and Riga." in every
+    assert len(every) == len(set(every))
+    assert all(c.verdict == "supported" for c in briefing.claims())
+    _assert_exact_citations(briefing)
+
+
+def test_what_a_rewrite_alone_adds_weighs_less_than_what_an_original_alone_says() -> None:
+    """Qwen2.5-1.5B's map claims of the seeds: the rewrite (004) restates much of the
+    article and adds flourishes ("a genius in the art of the deal"), which the top-up took
+    as a key point. A source's single-source claims weigh `extractive.alone_weight` of the
+    share of its map claims others back, as the extractive engine weighs its sentences."""
+
+    def claims(source_id: str, n: int, backed: int) -> list[_Claim]:
+        cite = Citation(source_id=source_id, start=0, end=1, quote="x")
+        return [
+            _Claim(f"C{k}", f"claim {k}", [cite], [source_id], backed=k < backed) for k in range(n)
+        ]
+
+    alone = MapReduce._alone([*claims("original", 10, 1), *claims("rewrite", 4, 3)])
+    assert alone == {"original": alone_weight(0.1), "rewrite": alone_weight(0.75)}
+    assert alone["original"] > 0.8 > 0.3 > alone["rewrite"] > 0
 
 
 async def test_key_points_topped_up_are_the_weightiest_facts_each_source_its_share(

@@ -148,7 +148,7 @@ def build_extractive(
         )
         for c in candidates:
             share = echoes[c.source.id] / statements[c.source.id]
-            c.alone = max(_MIN_ALONE, (1.0 - share) ** _ALONE_POWER)
+            c.alone = alone_weight(share)
     warnings = [NOTICE]
     if not candidates:
         warnings.append("no sentence long enough to quote was found in the sources")
@@ -207,6 +207,14 @@ def _scores(candidates: list[_Candidate]) -> dict[str, list[float]]:
         ]
         for part in ("summary", "key_points")
     }
+
+
+def alone_weight(backed_share: float) -> float:
+    """The weight of what only its own source states, for a source of which
+    `backed_share` of the statements another source backs: a rewrite that mostly restates
+    another source earns less trust for what it alone adds (the LLM path weighs its map
+    claims by it too)."""
+    return max(_MIN_ALONE, float((1.0 - backed_share) ** _ALONE_POWER))
 
 
 def statement_weights(

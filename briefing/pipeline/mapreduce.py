@@ -31,7 +31,7 @@ from briefing.pipeline.citations import (
     normalize_sentence_id,
     resolve_sentence_ids,
 )
-from briefing.pipeline.extractive import statement_weights
+from briefing.pipeline.extractive import alone_weight, statement_weights
 from briefing.pipeline.mapcache import CachedClaim, MapCache, map_key
 from briefing.schema import (
     Briefing,
@@ -70,8 +70,10 @@ _MIN_RETRY_TOKENS = 256
 _SKIM_DENSITY = 0.75
 #: The fewest claims that only one source makes which the reduce is shown of that source.
 MIN_QUOTA = 8
-#: Claims that stand in for a summary the reduce did not write.
+#: Claims that stand in for a summary the reduce did not write; and the fewest summary
+#: sentences left where some of the reduce's were dropped (the prompt asks for two to four).
 SUMMARY_CLAIMS = 3
+MIN_SUMMARY = 2
 #: Below this many key points of its own, a briefing's key points are topped up from the
 #: map step's claims.
 MIN_KEY_POINTS = 3
@@ -326,13 +328,22 @@ class _Claim:
 
 
 def _resting_on(points: Sequence[Claim], claims: Sequence[_Claim]) -> set[tuple[str, int, int]]:
-    """The spans `points` cite, and the other sources' sentences backing the map claims
-    they rest on: what a further point must not merely restate."""
-    used = {(c.source_id, c.start, c.end) for p in points for c in p.citations}
-    for claim in claims:
-        spans = claim.spans()
-        if spans and spans <= used:
-            used |= claim.backers
+    """The spans of the map claims `points` rest on, and the other sources' sentences
+    backing those: what a further point must not merely restate.
+
+    A point rests on a claim it cites and shares words with (as `_split` ties sentences
+    to claims). A sentence a small model wrote citing eight claims it says nothing of ("The
+    U.S. administration has consistently used the word 'reset' ...", citing the article's
+    first eight claims) has not made their points, and must not keep them out."""
+    used: set[tuple[str, int, int]] = set()
+    words = {id(c): _content_words(c.text) for c in claims}
+    for point in points:
+        cited = {(c.source_id, c.start, c.end) for c in point.citations}
+        mine = _content_words(point.text)
+        for claim in claims:
+            spans = claim.spans()
+            if spans and spans <= cited and _overlap(mine, words[id(claim)]) >= _SPLIT_MATCH:
+                used |= spans | claim.backers
     return used
 
 
@@ -1142,6 +1153,7 @@ class MapReduce:
         by_id = {c.id: c for c in claims}
         counter = iter(range(1, 10**9))
         remarks: list[str] = []
+        ungrounded: list[str] = []
 
         def to_claims(points: list[Point], step: str) -> list[Claim]:
             out: dict[str, Claim] = {}
@@ -1158,10 +1170,16 @@ class MapReduce:
                 if not text:
                     continue
                 point = point.model_copy(update={"text": text})
-                for text, citations in self._split(point, by_id):
+                for text, citations, grounded in self._split(point, by_id):
                     if is_remark(text):
                         # "The briefing discusses ...": no fact of the story to check.
                         remarks.append(text)
+                        continue
+                    if not grounded:
+                        # Shares next to no words with any claim it cites: not what they
+                        # say (a small model's "The U.S. administration has consistently
+                        # used the word 'reset' ...", citing the first eight claims).
+                        ungrounded.append(text)
                         continue
                     key = " ".join(text.lower().split())
                     if key in out:
@@ -1183,7 +1201,11 @@ class MapReduce:
                 )
                 continue
             disagreements.append(Disagreement(topic=item.topic.strip(), claims=sides))
+        before = len(remarks) + len(ungrounded)
         summary = to_claims(value.summary, "summary")
+        # Sentences of the summary dropped here (remarks, or restating none of their
+        # claims) leave a gap that map claims fill, as they fill a missing summary.
+        thinned = len(remarks) + len(ungrounded) > before
         stated = {" ".join(c.text.lower().split()) for c in summary}
         # A key point that only repeats a summary sentence says nothing more.
         key_points = [
@@ -1195,8 +1217,13 @@ class MapReduce:
                 f"{len(remarks)} sentence(s) of the reduce's answer spoke of the briefing, not "
                 f"the story, and were dropped (the first: {_short(remarks[0])!r})"
             )
-        if not summary:
-            summary = self._stand_in_summary(claims, key_points, counter)
+        if ungrounded:
+            self.warnings.append(
+                f"{len(ungrounded)} sentence(s) of the reduce's answer restated none of the "
+                f"claims they cited and were dropped (the first: {_short(ungrounded[0])!r})"
+            )
+        if not summary or (thinned and len(summary) < MIN_SUMMARY):
+            summary = self._stand_in_summary(claims, summary, key_points, counter)
         key_points = self._top_up(key_points, summary, claims, counter)
         return Briefing(
             id=f"brf_{uuid.uuid4().hex}",
@@ -1213,17 +1240,21 @@ class MapReduce:
             warnings=self.warnings,
         )
 
-    def _split(self, point: Point, by_id: dict[str, _Claim]) -> list[tuple[str, list[Citation]]]:
+    def _split(
+        self, point: Point, by_id: dict[str, _Claim]
+    ) -> list[tuple[str, list[Citation], bool]]:
         """A point of several sentences as one claim per sentence, each citing the cited
-        claims it restates (by shared words), or all of them when none stands out: a
-        paragraph citing twenty claims is checked sentence by sentence, not as a whole."""
+        claims it restates (by shared words): a paragraph citing twenty claims is checked
+        sentence by sentence, not as a whole. The third item is False for a sentence of
+        such a paragraph that restates none of them (it cites them all, and says something
+        else)."""
         text = " ".join(point.text.split())
         found = [by_id[k] for k in (i.strip().strip("[]").upper() for i in point.claim_ids)
                  if k in by_id]  # fmt: skip
         every = merge_citations((c.citations for c in found), self._order)
         spans = sentence_spans(text)
         if len(spans) < 2 or len(found) < 2:
-            return [(text, every)]
+            return [(text, every, True)]
         words = {c.id: _content_words(c.text) for c in found}
         out = []
         for start, end in spans:
@@ -1233,7 +1264,7 @@ class MapReduce:
             best = max(scores.values(), default=0.0)
             chosen = [c for c in found if best >= _SPLIT_MATCH and scores[c.id] >= best * 0.75]
             cites = merge_citations((c.citations for c in chosen), self._order) if chosen else every
-            out.append((sentence, cites))
+            out.append((sentence, cites, bool(chosen)))
         return out
 
     def _weights_of(
@@ -1247,11 +1278,15 @@ class MapReduce:
         return got
 
     def _weight(
-        self, claim: _Claim, part: Literal["summary", "key_points"] = "key_points"
+        self,
+        claim: _Claim,
+        part: Literal["summary", "key_points"] = "key_points",
+        alone: Mapping[str, float] | None = None,
     ) -> float:
         """How much a map claim counts as a key point (or summary sentence): the weightiest
         statement it cites, by the extractive engine's rank within its source (1.0 on
-        average), a quarter more when another source backs it."""
+        average); a quarter more when another source backs it, and when none does, times
+        `alone` of the source it rests on (`_alone`), as the extractive engine weighs it."""
         best = 0.0
         for c in claim.citations:
             source = self._sources.get(c.source_id)
@@ -1259,7 +1294,24 @@ class MapReduce:
                 continue
             weights = self._weights_of(source, part)
             best = max([best, *(w for (a, b), w in weights.items() if a < c.end and b > c.start)])
-        return best * (_BACKED_WEIGHT if claim.backed else 1.0)
+        if claim.backed:
+            return best * _BACKED_WEIGHT
+        if alone and claim.citations:
+            return best * alone.get(claim.citations[0].source_id, 1.0)
+        return best
+
+    @staticmethod
+    def _alone(claims: Sequence[_Claim]) -> dict[str, float]:
+        """Per source, `extractive.alone_weight` of the share of its map claims another
+        source backs: what a rewrite alone adds to the sources it restates (the seeds'
+        "a genius in the art of the deal") ranks below what it shares with them."""
+        counts: Counter[str] = Counter()
+        backed: Counter[str] = Counter()
+        for claim in claims:
+            if claim.citations:
+                counts[claim.citations[0].source_id] += 1
+                backed[claim.citations[0].source_id] += claim.backed
+        return {s: alone_weight(backed[s] / n) for s, n in counts.items()}
 
     def _top_up(
         self,
@@ -1282,7 +1334,10 @@ class MapReduce:
         None that restates a point already made."""
         wanted = self.settings.key_points
         made_points = [*summary, *key_points]
-        ranked = sorted((c for c in claims if c.citations), key=lambda c: -self._weight(c))
+        alone = self._alone(claims)
+        ranked = sorted(
+            (c for c in claims if c.citations), key=lambda c: -self._weight(c, alone=alone)
+        )
         mentioned = {c.source_id for p in made_points for c in p.citations}
         starved = list(
             dict.fromkeys(
@@ -1341,20 +1396,25 @@ class MapReduce:
         return [*key_points, *added]
 
     def _stand_in_summary(
-        self, claims: list[_Claim], key_points: list[Claim], counter: Iterator[int]
+        self,
+        claims: list[_Claim],
+        summary: list[Claim],
+        key_points: list[Claim],
+        counter: Iterator[int],
     ) -> list[Claim]:
-        """A summary where the reduce wrote none about the story: up to SUMMARY_CLAIMS of
-        the map step's claims, those other sources back first, then by the extractive
-        summary's rank of what they cite (central, early), none that a key point already
-        makes."""
-        made = [_content_words(c.text) for c in key_points]
-        used = _resting_on(key_points, claims)
-        weight = [self._weight(c, "summary") for c in claims]
+        """The summary, where the reduce wrote none, or fewer than MIN_SUMMARY once
+        sentences of it were dropped, followed by map claims up to SUMMARY_CLAIMS in all: those other sources back
+        first, then by the extractive summary's rank of what they cite (central, early),
+        none that the summary or a key point already makes."""
+        made = [_content_words(c.text) for c in [*summary, *key_points]]
+        used = _resting_on([*summary, *key_points], claims)
+        alone = self._alone(claims)
+        weight = [self._weight(c, "summary", alone) for c in claims]
         order = sorted(range(len(claims)), key=lambda n: (not claims[n].backed, -weight[n], n))
         chosen: list[Claim] = []
         for n in order:
             claim = claims[n]
-            if len(chosen) >= SUMMARY_CLAIMS:
+            if len(summary) + len(chosen) >= SUMMARY_CLAIMS:
                 break
             words = _content_words(claim.text)
             if (
@@ -1370,8 +1430,11 @@ class MapReduce:
             self.warnings.append(
                 f"the reduce gave no summary of the story; {len(chosen)} of the map step's "
                 "claims stand in for it"
+                if not summary
+                else f"the reduce gave {len(summary)} summary sentence(s) about the story; "
+                f"{len(chosen)} of the map step's claims follow"
             )
-        return chosen
+        return [*summary, *chosen]
 
     def _report_unknown(self, where: str, text: str, unknown: list[str], kept: bool) -> None:
         what = (
