@@ -32,6 +32,7 @@ from briefing.pipeline.mapreduce import (
     SUMMARY_CLAIMS,
     MapOutput,
     MapReduce,
+    _backed_share,
     _Claim,
 )
 from briefing.schema import Briefing, Citation, Claim, Corroboration
@@ -1137,9 +1138,51 @@ def test_what_a_rewrite_alone_adds_weighs_less_than_what_an_original_alone_says(
             _Claim(f"C{k}", f"claim {k}", [cite], [source_id], backed=k < backed) for k in range(n)
         ]
 
-    alone = MapReduce._alone([*claims("original", 10, 1), *claims("rewrite", 4, 3)])
-    assert alone == {"original": alone_weight(0.1), "rewrite": alone_weight(0.75)}
-    assert alone["original"] > 0.8 > 0.3 > alone["rewrite"] > 0
+    shares = _backed_share([*claims("original", 10, 1), *claims("rewrite", 4, 3)])
+    assert shares == {"original": 0.1, "rewrite": 0.75}
+    assert alone_weight(shares["original"]) > 0.8 > 0.3 > alone_weight(shares["rewrite"]) > 0
+
+
+async def test_a_fact_two_sources_state_is_cited_from_the_one_that_is_no_rewrite(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """The seeds' rewrite (004) restates the article's quotations without who said them;
+    of two map claims stating one fact, the top-up takes the one of the source that echoes
+    the others less (`_backed_share`): the article's, not the rewrite's."""
+    original, rewrite = tmp_path / "original.txt", tmp_path / "rewrite.txt"
+    fact = "Mayor Anna Berg said 240 ships and 3,100 passengers used the harbour in May."
+    original.write_text(
+        "\n".join(
+            [
+                "The harbour reopened on Friday after repairs.",
+                "Customs chief Lars Ek checked 450 containers from Riga, Gdansk and Kiel.",
+                "Harbour master Eva Lind expects 30 cruise ships from Oslo and Tallinn in July.",
+                "Nordlink and Stena Line added 12 sailings to Gotland, Riga and Turku.",
+                fact,
+            ]
+        )
+        + "\n",
+        "utf-8",
+    )
+    rewrite.write_text(
+        f"It is a port for the ages.\n{fact}\nThe harbour reopened on Friday after repairs.\n"
+        "Many people felt that the change was welcome.\n",
+        "utf-8",
+    )
+
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) == "map":
+            return _each_sentence_a_claim(request)
+        ids = list(_claim_lines(request))
+        point = {"text": "The harbour reopened on Friday after repairs.", "claim_ids": ids[:1]}
+        return _reply({"title": "Harbour", "summary": [point], "key_points": []})
+
+    fake_server.responder = respond
+    # The rewrite listed first: ahead of the article, were it not for what it echoes.
+    briefing = await build_briefing(load_sources([rewrite, original]), llm_settings())
+    [made] = [c for c in briefing.key_points if c.text == fact]
+    assert made.citations[0].source_id == briefing.sources[1].id
+    _assert_exact_citations(briefing)
 
 
 async def test_key_points_topped_up_are_the_weightiest_facts_each_source_its_share(

@@ -327,6 +327,19 @@ class _Claim:
         return self.spans() <= used or bool(self.backers & used)
 
 
+def _backed_share(claims: Sequence[_Claim]) -> dict[str, float]:
+    """Per source, the share of its map claims another source backs (a rewrite's is high:
+    what it alone adds to the sources it restates, the seeds' "a genius in the art of the
+    deal", weighs `extractive.alone_weight` of it, as the extractive engine weighs it)."""
+    counts: Counter[str] = Counter()
+    backed: Counter[str] = Counter()
+    for claim in claims:
+        if claim.citations:
+            counts[claim.citations[0].source_id] += 1
+            backed[claim.citations[0].source_id] += claim.backed
+    return {s: backed[s] / n for s, n in counts.items()}
+
+
 def _resting_on(points: Sequence[Claim], claims: Sequence[_Claim]) -> set[tuple[str, int, int]]:
     """The spans of the map claims `points` rest on, and the other sources' sentences
     backing those: what a further point must not merely restate.
@@ -1282,11 +1295,16 @@ class MapReduce:
         claim: _Claim,
         part: Literal["summary", "key_points"] = "key_points",
         alone: Mapping[str, float] | None = None,
+        mapped: set[tuple[str, int, int]] | None = None,
     ) -> float:
         """How much a map claim counts as a key point (or summary sentence): the weightiest
         statement it cites, by the extractive engine's rank within its source (1.0 on
         average); a quarter more when another source backs it, and when none does, times
-        `alone` of the source it rests on (`_alone`), as the extractive engine weighs it."""
+        `alone` of the source it rests on (`extractive.alone_weight` of `_backed_share`).
+
+        Of two map claims stating one fact in two sources (one cites what backs the other,
+        in `mapped`), the one from the source that echoes others less comes first: the
+        article rather than its rewrite, whose version may drop who said it."""
         best = 0.0
         for c in claim.citations:
             source = self._sources.get(c.source_id)
@@ -1295,23 +1313,15 @@ class MapReduce:
             weights = self._weights_of(source, part)
             best = max([best, *(w for (a, b), w in weights.items() if a < c.end and b > c.start)])
         if claim.backed:
+            twins = {s for s, a, b in claim.backers if mapped and (s, a, b) in mapped}
+            if alone and twins and claim.citations:
+                mine = alone.get(claim.citations[0].source_id, 1.0)
+                theirs = max(alone.get(s, 1.0) for s in twins)
+                return best * _BACKED_WEIGHT * min(1.0, mine / theirs)
             return best * _BACKED_WEIGHT
         if alone and claim.citations:
             return best * alone.get(claim.citations[0].source_id, 1.0)
         return best
-
-    @staticmethod
-    def _alone(claims: Sequence[_Claim]) -> dict[str, float]:
-        """Per source, `extractive.alone_weight` of the share of its map claims another
-        source backs: what a rewrite alone adds to the sources it restates (the seeds'
-        "a genius in the art of the deal") ranks below what it shares with them."""
-        counts: Counter[str] = Counter()
-        backed: Counter[str] = Counter()
-        for claim in claims:
-            if claim.citations:
-                counts[claim.citations[0].source_id] += 1
-                backed[claim.citations[0].source_id] += claim.backed
-        return {s: alone_weight(backed[s] / n) for s, n in counts.items()}
 
     def _top_up(
         self,
@@ -1334,10 +1344,11 @@ class MapReduce:
         None that restates a point already made."""
         wanted = self.settings.key_points
         made_points = [*summary, *key_points]
-        alone = self._alone(claims)
-        ranked = sorted(
-            (c for c in claims if c.citations), key=lambda c: -self._weight(c, alone=alone)
-        )
+        echoed = _backed_share(claims)
+        alone = {s: alone_weight(share) for s, share in echoed.items()}
+        mapped = {span for c in claims for span in c.spans()}
+        weight = {id(c): self._weight(c, alone=alone, mapped=mapped) for c in claims}
+        ranked = sorted((c for c in claims if c.citations), key=lambda c: -weight[id(c)])
         mentioned = {c.source_id for p in made_points for c in p.citations}
         starved = list(
             dict.fromkeys(
@@ -1349,13 +1360,17 @@ class MapReduce:
         caps: dict[str, int]
         if len(key_points) < min(MIN_KEY_POINTS, wanted):
             target = wanted
-            # Shares of the whole briefing: what the summary cites of a source counts.
-            statements = sum(self._statements.get(s, 0) for s in self._sources) or 1
+            # Shares of the whole briefing, by what each source says that others do not
+            # (a rewrite's statements that restate another source are that one's); what the
+            # summary cites of a source counts.
+            own = {
+                s: self._statements.get(s, 0) * (1.0 - echoed.get(s, 0.0)) for s in self._sources
+            }
+            statements = sum(own.values()) or 1.0
             points = len(summary) + target
             cited = Counter(p.citations[0].source_id for p in made_points if p.citations)
             caps = {
-                s: max(1, math.ceil(points * self._statements.get(s, 0) / statements)) - cited[s]
-                for s in self._sources
+                s: max(1, math.ceil(points * own[s] / statements)) - cited[s] for s in self._sources
             }
         elif starved:
             target = max(wanted, len(key_points) + min(len(starved), wanted))
@@ -1408,8 +1423,9 @@ class MapReduce:
         none that the summary or a key point already makes."""
         made = [_content_words(c.text) for c in [*summary, *key_points]]
         used = _resting_on([*summary, *key_points], claims)
-        alone = self._alone(claims)
-        weight = [self._weight(c, "summary", alone) for c in claims]
+        alone = {s: alone_weight(share) for s, share in _backed_share(claims).items()}
+        mapped = {span for c in claims for span in c.spans()}
+        weight = [self._weight(c, "summary", alone, mapped) for c in claims]
         order = sorted(range(len(claims)), key=lambda n: (not claims[n].backed, -weight[n], n))
         chosen: list[Claim] = []
         for n in order:
