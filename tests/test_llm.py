@@ -1109,10 +1109,21 @@ async def test_a_summary_sentence_restating_none_of_its_claims_is_dropped_and_fi
             "Regional trade policy has long been debated in parliament."
         )
         summary = [{"text": paragraph, "claim_ids": ids}]
-        return _reply({"title": "Harbour", "summary": summary, "key_points": []})
+        # Nor does a one-sentence side citing several claims it says nothing of.
+        sides = [
+            {"text": "Parliament has long debated regional trade.", "claim_ids": ids[:2]},
+            {"text": claims[ids[-1]], "claim_ids": ids[-1:]},
+        ]
+        disagreements = [{"topic": "Trade", "sides": sides}]
+        return _reply(
+            {"title": "Harbour", "summary": summary, "key_points": [],
+             "disagreements": disagreements}
+        )  # fmt: skip
 
     fake_server.responder = respond
     briefing = await build_briefing(load_sources(paths), llm_settings())
+    assert briefing.disagreements == []
+    assert "disagreement 'Trade' dropped: fewer than two cited sides" in briefing.warnings
     texts = [c.text for c in briefing.summary]
     assert "Regional trade policy has long been debated in parliament." not in texts
     assert "restated none of the claims they cited and were dropped" in " ".join(briefing.warnings)

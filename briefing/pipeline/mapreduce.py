@@ -1258,17 +1258,21 @@ class MapReduce:
     ) -> list[tuple[str, list[Citation], bool]]:
         """A point of several sentences as one claim per sentence, each citing the cited
         claims it restates (by shared words): a paragraph citing twenty claims is checked
-        sentence by sentence, not as a whole. The third item is False for a sentence of
-        such a paragraph that restates none of them (it cites them all, and says something
-        else)."""
+        sentence by sentence, not as a whole. The third item is False for a sentence that
+        cites several claims and restates none of them (shares under _SPLIT_MATCH of its
+        words with each): it says something else."""
         text = " ".join(point.text.split())
         found = [by_id[k] for k in (i.strip().strip("[]").upper() for i in point.claim_ids)
                  if k in by_id]  # fmt: skip
         every = merge_citations((c.citations for c in found), self._order)
         spans = sentence_spans(text)
-        if len(spans) < 2 or len(found) < 2:
+        if len(found) < 2:
             return [(text, every, True)]
         words = {c.id: _content_words(c.text) for c in found}
+        if len(spans) < 2:
+            mine = _content_words(text)
+            best = max(len(mine & theirs) / max(1, len(mine)) for theirs in words.values())
+            return [(text, every, best >= _SPLIT_MATCH)]
         out = []
         for start, end in spans:
             sentence = text[start:end]
