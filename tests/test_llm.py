@@ -960,8 +960,7 @@ async def test_a_point_repeating_one_sentence_to_its_length_limit_is_one_claim(
 
     def respond(request: RecordedRequest) -> Reply:
         if _step(request) == "map":
-            lines = _SENTENCE_LINE.findall(request.messages[1]["content"])
-            return _reply({"claims": [{"text": t, "sentence_ids": [i]} for i, t in lines]})
+            return _each_sentence_a_claim(request)
         ids = list(_claim_lines(request))
         looped = (sentence * (MAX_POINT_CHARS // len(sentence) + 1))[:MAX_POINT_CHARS]
         assert not looped.rstrip().endswith(".")

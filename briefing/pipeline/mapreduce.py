@@ -1339,8 +1339,9 @@ class MapReduce:
         When it gave fewer than MIN_KEY_POINTS of its own (a small model that wrote one
         paragraph), claims of every source follow up to BRIEFING_KEY_POINTS, the weightiest
         first (`_weight`: central, specific statements, backed ones ahead), each source at
-        most its share of the statements mapped, in the whole briefing (so that a short
-        rewrite does not fill it with its additions, nor a long source crowd out the rest).
+        most its share of the statements mapped that no other source backs, in the whole
+        briefing (so that a rewrite does not fill it with its additions, nor a long source
+        crowd out the rest).
         When its summary and key points cite nothing of a source it was shown claims of (a
         small model that wrote only of the last source listed), claims of those sources follow,
         up to BRIEFING_KEY_POINTS in all and at least one each, an equal share each, the
