@@ -151,10 +151,16 @@ class Settings(BaseSettings):
         "kept in the store).",
     )
 
-    check_method: Literal["offline", "judge", "auto"] = Field(
+    check_method: Literal["offline", "judge", "auto", "nli"] = Field(
         default="auto",
-        description="Faithfulness method: 'offline' (no model), 'judge' (an LLM), or 'auto' "
-        "(offline, combined with the judge when check_model is set).",
+        description="Faithfulness method: 'offline' (no model), 'judge' (an LLM), 'auto' "
+        "(offline, combined with the judge when check_model is set), or 'nli' (the ONNX "
+        "cross-encoder in check_nli_model).",
+    )
+    check_nli_model: Path | None = Field(
+        default=None,
+        description="Folder of an NLI cross-encoder exported to ONNX (model.onnx, "
+        "tokenizer.json, config.json) for the 'nli' method; nothing is downloaded.",
     )
     check_model: str | None = Field(
         default=None,

@@ -29,11 +29,18 @@ from briefing.errors import BriefingError
 )
 @click.option(
     "--method",
-    type=click.Choice(["offline", "judge", "auto"]),
+    type=click.Choice(["offline", "judge", "auto", "nli"]),
     help="offline (no model), judge (an LLM), auto (offline, plus the judge when a judge "
-    "model is set). Env: BRIEFING_CHECK_METHOD; default auto.",
+    "model is set), nli (an ONNX cross-encoder on disk, --nli-model). Env: "
+    "BRIEFING_CHECK_METHOD; default auto.",
 )
 @click.option("--check-model", help="litellm model string of the judge. Env: BRIEFING_CHECK_MODEL.")
+@click.option(
+    "--nli-model",
+    type=click.Path(path_type=Path),
+    help="Folder of an ONNX NLI cross-encoder (model.onnx, tokenizer.json, config.json) for "
+    "--method nli. Env: BRIEFING_CHECK_NLI_MODEL.",
+)
 @click.option("--api-base", help="The judge provider's base URL.")
 @click.option("--max-concurrency", type=int, help="Judge calls in flight at once.")
 @click.option("--timeout", type=float, help="Seconds per judge request.")
@@ -43,6 +50,7 @@ def check(
     output_path: str,
     method: str | None,
     check_model: str | None,
+    nli_model: Path | None,
     api_base: str | None,
     max_concurrency: int | None,
     timeout: float | None,
@@ -60,6 +68,7 @@ def check(
             settings = settings_from(
                 check_method=method,
                 check_model=check_model,
+                check_nli_model=nli_model,
                 api_base=api_base,
                 max_concurrency=max_concurrency,
                 timeout_s=timeout,

@@ -17,11 +17,16 @@ from briefing.errors import BriefingError
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write here, not stdout.")
 @click.option(
     "--method",
-    type=click.Choice(["offline", "judge", "auto"]),
+    type=click.Choice(["offline", "judge", "auto", "nli"]),
     help="How support is judged, as in `briefing check`. Env: BRIEFING_CHECK_METHOD; "
     "default auto (offline unless a judge model is set).",
 )
 @click.option("--check-model", help="litellm model string of the judge. Env: BRIEFING_CHECK_MODEL.")
+@click.option(
+    "--nli-model",
+    type=click.Path(path_type=Path),
+    help="Folder of an ONNX NLI cross-encoder for --method nli. Env: BRIEFING_CHECK_NLI_MODEL.",
+)
 @click.option("--api-base", help="The judge provider's base URL.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 def compare(
@@ -30,6 +35,7 @@ def compare(
     output: Path | None,
     method: str | None,
     check_model: str | None,
+    nli_model: Path | None,
     api_base: str | None,
     quiet: bool,
 ) -> None:
@@ -43,7 +49,12 @@ def compare(
     from briefing.pipeline.render import comparison_json, comparison_markdown
 
     try:
-        settings = settings_from(check_method=method, check_model=check_model, api_base=api_base)
+        settings = settings_from(
+            check_method=method,
+            check_model=check_model,
+            check_nli_model=nli_model,
+            api_base=api_base,
+        )
         sources = load_sources(paths)
         checker = Checker(settings, fallback=True)
         checker.check_credentials()

@@ -33,9 +33,9 @@ _SUITES = ("checker", "comparison", "briefings", "adversarial")
     "--method",
     "methods",
     multiple=True,
-    type=click.Choice(["offline", "judge", "auto"]),
+    type=click.Choice(["offline", "judge", "auto", "nli"]),
     help="Checker method to measure (repeatable); default offline, plus judge and auto when "
-    "a judge model is set.",
+    "a judge model is set, and nli when an NLI model is.",
 )
 @click.option(
     "--models",
@@ -45,6 +45,11 @@ _SUITES = ("checker", "comparison", "briefings", "adversarial")
     "extractive,local/smollm2.",
 )
 @click.option("--check-model", help="litellm model string of the judge. Env: BRIEFING_CHECK_MODEL.")
+@click.option(
+    "--nli-model",
+    type=click.Path(path_type=Path),
+    help="Folder of an ONNX NLI cross-encoder, for the nli method. Env: BRIEFING_CHECK_NLI_MODEL.",
+)
 @click.option("--api-base", help="Provider base URL for the models and the judge.")
 @click.option(
     "--root",
@@ -78,6 +83,7 @@ def eval_command(
     methods: tuple[str, ...],
     models: str,
     check_model: str | None,
+    nli_model: Path | None,
     api_base: str | None,
     root: Path,
     output_dir: Path,
@@ -94,7 +100,9 @@ def eval_command(
     chosen = [s for s in _SUITES if s in suites] if suites else list(_SUITES)
     model_list = [m.strip() for m in models.split(",") if m.strip()]
     try:
-        settings = settings_from(check_model=check_model, api_base=api_base)
+        settings = settings_from(
+            check_model=check_model, check_nli_model=nli_model, api_base=api_base
+        )
         if calibrate and not settings.check_model:
             raise ConfigError("--calibrate needs a judge model (--check-model)")
         if calibrate:
@@ -102,6 +110,8 @@ def eval_command(
             chosen = ["checker", *[s for s in chosen if s != "checker"]]
         if not methods:
             methods = ("offline", "judge", "auto") if settings.check_model else ("offline",)
+            if settings.check_nli_model is not None:
+                methods = (*methods, "nli")
         gold = [root / "evals/datasets/seeds_claims.jsonl"]
         paths = list(datasets) or gold + sorted(
             (root / "evals/datasets/summac-dev").glob("*.jsonl")

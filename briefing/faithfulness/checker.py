@@ -7,6 +7,9 @@ Three methods, each reported by name in every result:
   ``judge-claim``; its score comes from its verdict and stated confidence.
 - ``auto``: ``offline`` alone, or, when a judge model is configured, the two scores blended
   with the weight and threshold stored in ``check_calibration.json``.
+- ``nli``: a natural-language-inference cross-encoder the user has on disk as ONNX
+  (``briefing.faithfulness.nli``): the claim against each sentence of its document, the best
+  sentence's entailment probability its score.
 """
 
 from __future__ import annotations
@@ -28,12 +31,17 @@ from briefing.schema import Usage
 if TYPE_CHECKING:
     from briefing.config import Settings
     from briefing.faithfulness.lexical import IndexedDocument, LexicalScore
+    from briefing.faithfulness.nli import NLIModel
     from briefing.models.calllog import CallRecorder
     from briefing.models.llm import LLMClient
 
-Method = Literal["offline", "judge", "auto"]
+Method = Literal["offline", "judge", "auto", "nli"]
 CheckVerdict = Literal["supported", "unsupported", "contradicted"]
-METHODS: tuple[Method, ...] = ("offline", "judge", "auto")
+METHODS: tuple[Method, ...] = ("offline", "judge", "auto", "nli")
+#: The nli method: supported at this entailment probability; contradicted, when not
+#: supported, at this contradiction probability.
+NLI_THRESHOLD = 0.5
+NLI_CONTRADICTION = 0.5
 #: Documents kept prepared at once (pairs usually come grouped by document), and the most
 #: characters they may hold together, so a file of huge documents keeps memory flat.
 _DOCUMENT_CACHE = 8
@@ -185,6 +193,19 @@ class Checker:
         self.uses_judge = self.requested == "judge" or (
             self.requested == "auto" and self._judge_model is not None
         )
+        self._nli: NLIModel | None = None
+        if self.requested == "nli":
+            from briefing.faithfulness.nli import load_nli
+
+            if settings.check_nli_model is None:
+                raise ConfigError(
+                    "the nli method needs a model folder: set BRIEFING_CHECK_NLI_MODEL or "
+                    "pass --nli-model"
+                )
+            self._nli = load_nli(settings.check_nli_model)
+        #: Scores with a model (a judge or the NLI cross-encoder), not the lexical method
+        #: alone: callers that rank many pairs cheaply use an offline Checker beside it.
+        self.uses_model = self.uses_judge or self._nli is not None
         self._prompt: Any = None
         if self.uses_judge:
             from briefing.models.prompts import PromptLibrary
@@ -207,6 +228,8 @@ class Checker:
         self.name = self._name(lexical.METHOD_NAME)
 
     def _name(self, offline: str) -> str:
+        if self._nli is not None:
+            return self._nli.name
         if not self.uses_judge:
             return offline
         judge = f"judge:{self._prompt.label}:{self._judge_model}"
@@ -225,6 +248,8 @@ class Checker:
 
     async def check(self, pairs: Sequence[CheckPair]) -> list[CheckResult]:
         """Results for `pairs`, in order. Judge calls run concurrently (bounded by the client)."""
+        if self._nli is not None:
+            return await asyncio.to_thread(self._nli_results, pairs)
         lexical = [self.offline(pair) for pair in pairs]
         if not self.uses_judge:
             return [self._offline_result(p, s) for p, s in zip(pairs, lexical, strict=True)]
@@ -276,6 +301,39 @@ class Checker:
             verdict=verdict,
             evidence=evidence,
         )
+
+    def _nli_results(self, pairs: Sequence[CheckPair]) -> list[CheckResult]:
+        """Each claim against every sentence of its document; the best one speaks for it."""
+        from briefing.text.segment import sentence_spans
+
+        assert self._nli is not None
+        spans = [sentence_spans(p.document) or [(0, len(p.document))] for p in pairs]
+        flat = [
+            (pair.document[start:end], pair.claim)
+            for pair, found in zip(pairs, spans, strict=True)
+            for start, end in found
+        ]
+        inferred = iter(self._nli.infer(flat))
+        results = []
+        for pair, found in zip(pairs, spans, strict=True):
+            scored = [(next(inferred), span) for span in found]
+            best, (start, end) = max(scored, key=lambda item: item[0].entailment)
+            against = max(i.contradiction for i, _ in scored)
+            verdict: CheckVerdict = (
+                "contradicted" if against >= NLI_CONTRADICTION else "unsupported"
+            )
+            if verdict == "contradicted":
+                start, end = max(scored, key=lambda item: item[0].contradiction)[1]
+            results.append(
+                self._result(
+                    pair.id,
+                    best.entailment,
+                    verdict,
+                    [_span(pair.document, start, end)],
+                    threshold=NLI_THRESHOLD,
+                )
+            )
+        return results
 
     def _lexical_evidence(self, pair: CheckPair, scored: LexicalScore) -> list[EvidenceSpan]:
         return [_span(pair.document, start, end) for start, end in scored.evidence]

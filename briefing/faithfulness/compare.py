@@ -327,7 +327,7 @@ class Comparer:
         todo = list({g.key: g for g in groups if g.key not in self._support}.values())
         if not todo:
             return
-        if self.checker.uses_judge:
+        if self.checker.uses_model:
             results = await self.checker.check([g.pair for g in todo])
             for group, result in zip(todo, results, strict=True):
                 self._support[group.key] = _Support(

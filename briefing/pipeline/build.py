@@ -65,10 +65,10 @@ async def build_briefing(
             # Every sentence against the other sources, to rank by and to find conflicts
             # in. Offline: a judge call for each sentence is not worth it for a ranking; a
             # judge still weighs the claims chosen (below).
-            ranking = checker if not checker.uses_judge else Checker(settings, "offline")
+            ranking = checker if not checker.uses_model else Checker(settings, "offline")
             comparer = Comparer(sources, ranking, progress=progress)
             known = await comparer.sentences()
-            if checker.uses_judge:
+            if checker.uses_model:
                 comparer = None
         briefing = build_extractive(sources, settings, known)
     else:
@@ -93,7 +93,7 @@ async def build_briefing(
             built = await indexing
             ranking = (
                 built
-                if not checker.uses_judge
+                if not checker.uses_model
                 else built.with_checker(Checker(settings, "offline"))
             )
             return await ranking.claims(claims)

@@ -21,7 +21,7 @@ class BriefingOptions(BaseModel):
     key_points: int | None = Field(default=None, ge=1, le=50)
     summary_sentences: int | None = Field(default=None, ge=1, le=10)
     on_unsupported: Literal["flag", "drop"] | None = None
-    check_method: Literal["offline", "judge", "auto"] | None = None
+    check_method: Literal["offline", "judge", "auto", "nli"] | None = None
 
 
 class BriefingRequest(BaseModel):

@@ -113,7 +113,14 @@ def _sentence(
 
 
 def _methods(settings: Settings) -> list[str]:
-    return [m for m in METHODS if m == "offline" or settings.check_model]
+    """The methods this service can run: a judge's with a judge model, nli's with a model."""
+    usable = {
+        "offline": True,
+        "judge": bool(settings.check_model),
+        "auto": bool(settings.check_model),
+        "nli": settings.check_nli_model is not None,
+    }
+    return [m for m in METHODS if usable[m]]
 
 
 def _form(
