@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from briefing import evaluation as ev
 from briefing.cli import main
 from briefing.config import Settings
+from briefing.evaluation.metrics import reliability
 from briefing.testing import FakeOpenAIServer, RecordedRequest, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,6 +125,13 @@ def test_eval_checker_writes_reports_and_gates_on_a_baseline(tmp_path: Path) -> 
     assert "| tiny |" in markdown
     assert "copy" in markdown  # the per-kind table
     assert "number" in markdown
+    # Calibration: the ECE, and the reliability curve in the details and the tables.
+    assert 0.0 <= metrics["checker.tiny.offline.ece"].value <= 1.0
+    assert metrics["checker.tiny.offline.ece"].better == "lower"
+    curve = report.suites["checker"].details["calibration_curves"]["tiny.offline"]
+    assert sum(b["pairs"] for b in curve) == len(data.read_text("utf-8").splitlines())
+    assert "| tiny | offline-lexical-v2 | " in markdown
+    assert "expected calibration error (ECE" in markdown
 
     # Against its own report the gate passes; against a better baseline it fails.
     same = CliRunner().invoke(main, [*args, "--baseline", str(out / "report.json")])
@@ -137,6 +145,19 @@ def test_eval_checker_writes_reports_and_gates_on_a_baseline(tmp_path: Path) -> 
     assert worse.exit_code == 1
     assert "REGRESSION checker.tiny.offline.balanced_accuracy" in worse.output
     assert "1 metric(s) regressed" in worse.output
+
+
+def test_reliability_bins_scores_and_weighs_each_gap_by_its_pairs() -> None:
+    labels = [1, 1, 0, 0, 1, 0]
+    scores = [0.95, 0.91, 0.12, 0.18, 0.15, 1.0]
+    ece, curve = reliability(labels, scores)
+    # Bin 0.1-0.2: mean 0.15, one of three supported; bin 0.9-1.0: mean 0.953, two of three.
+    assert [(lo, n) for lo, _, n, _, _ in curve] == [(0.1, 3), (0.9, 3)]
+    assert curve[0][3:] == pytest.approx((0.15, 1 / 3))
+    assert curve[1][3:] == pytest.approx(((0.95 + 0.91 + 1.0) / 3, 2 / 3))
+    expected = (3 * abs(0.15 - 1 / 3) + 3 * abs((0.95 + 0.91 + 1.0) / 3 - 2 / 3)) / 6
+    assert ece == pytest.approx(expected)
+    assert reliability([], []) == (0.0, [])
 
 
 def test_eval_names_a_bad_dataset_line(tmp_path: Path) -> None:

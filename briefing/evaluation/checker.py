@@ -12,7 +12,12 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from briefing.config import Settings
-from briefing.evaluation.metrics import balanced_accuracy, roc_auc, unsupported_precision_recall
+from briefing.evaluation.metrics import (
+    balanced_accuracy,
+    reliability,
+    roc_auc,
+    unsupported_precision_recall,
+)
 from briefing.evaluation.report import EvalError, Metric, SuiteResult, jsonl_lines
 from briefing.faithfulness.checker import Checker, CheckPair
 from briefing.faithfulness.pairs import CheckInputError, parse_pair
@@ -60,6 +65,7 @@ async def evaluate_checker(
     result = SuiteResult()
     rows = []
     kinds_rows = []
+    curve_rows = []
     # Per dataset: gold labels, and each method's scores, for calibrating `auto`.
     collected: dict[str, dict[str, list[float]]] = {}
     for path in datasets:
@@ -91,6 +97,18 @@ async def evaluate_checker(
             result.metrics[f"{prefix}.pairs_per_s"] = Metric(
                 value=round(len(cases) / max(elapsed, 1e-9), 1), gate=False
             )
+            # How far the score, read as P(supported), is from the share supported.
+            ece, curve = reliability(labels, scores)
+            result.metrics[f"{prefix}.ece"] = Metric(
+                value=round(ece, 4), better="lower", gate=False
+            )
+            result.details.setdefault("calibration_curves", {})[f"{name}.{method}"] = [
+                {"low": lo, "high": hi, "pairs": n, "mean_score": round(m, 4),
+                 "supported": round(share, 4)}
+                for lo, hi, n, m, share in curve
+            ]  # fmt: skip
+            cells = " ".join(f"{m:.2f}:{share:.2f}({n})" for _, _, n, m, share in curve)
+            curve_rows.append(f"| {name} | {checker.name} | {ece:.3f} | {cells} |")
             rows.append(
                 f"| {name} | {checker.name} | {len(cases)} | {ba:.3f} | {auc:.3f} | "
                 f"{precision:.3f} | {recall:.3f} | {len(cases) / max(elapsed, 1e-9):.3g} |"
@@ -114,6 +132,19 @@ async def evaluate_checker(
                 "| dataset | method | pairs | balanced accuracy | ROC-AUC | precision (unsupported) | recall (unsupported) | pairs/s |",
                 "|---|---|---|---|---|---|---|---|",
                 *rows,
+            ]
+        )
+    )
+    result.tables.append(
+        "\n".join(
+            [
+                "Calibration: expected calibration error (ECE, 10 equal-width bins of the "
+                "score read as P(supported)), and the reliability curve as mean score : share "
+                "supported (pairs) per non-empty bin:",
+                "",
+                "| dataset | method | ECE | curve |",
+                "|---|---|---|---|",
+                *curve_rows,
             ]
         )
     )

@@ -46,3 +46,27 @@ def unsupported_precision_recall(
     precision = hits / len(flagged) if flagged else float("nan")
     recall = hits / len(actual) if actual else float("nan")
     return precision, recall
+
+
+def reliability(
+    labels: Sequence[int], scores: Sequence[float], bins: int = 10
+) -> tuple[float, list[tuple[float, float, int, float, float]]]:
+    """Expected calibration error of `scores` read as P(supported), and the reliability
+    curve: per non-empty equal-width bin (low, high, pairs, mean score, share supported).
+    ECE is the pairs-weighted mean gap between a bin's mean score and its share."""
+    if not labels:
+        return 0.0, []
+    grouped: list[list[tuple[float, int]]] = [[] for _ in range(bins)]
+    for label, score in zip(labels, scores, strict=True):
+        clamped = min(max(score, 0.0), 1.0)
+        grouped[min(int(clamped * bins), bins - 1)].append((clamped, label))
+    curve = []
+    gap = 0.0
+    for n, members in enumerate(grouped):
+        if not members:
+            continue
+        mean = sum(s for s, _ in members) / len(members)
+        share = sum(lab for _, lab in members) / len(members)
+        gap += len(members) * abs(mean - share)
+        curve.append((n / bins, (n + 1) / bins, len(members), mean, share))
+    return gap / len(labels), curve
