@@ -840,9 +840,39 @@ async def test_claims_too_large_for_the_window_are_condensed_before_the_reduce(
         "mapped again on its own",
         "every source is represented",
         "per-source quota",
+        "condense level",
     )
+    # Each condense level says how many claims went in and out, and what was left out.
+    levels = [w for w in briefing.warnings if w.startswith("condense level")]
+    assert levels
+    assert levels[-1].startswith(f"condense level {len(levels)}: ")
+    assert f"claims into {len(reduce_claims)} (" in levels[-1]
     others = [w for w in briefing.warnings if w not in unsupported]
     assert all(any(kind in w for kind in coverage) for w in others), others
+
+
+async def test_a_condensed_claim_keeps_the_backing_of_the_claims_it_merges(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings
+) -> None:
+    """What another source says stays said through the condense step: the top-up weighs
+    backed claims ahead, and the backing sentences keep a point from being made twice."""
+    fake_server.responder = _condensing_responder
+    settings = llm_settings()
+    engine = MapReduce(settings, LLMClient(settings), PromptLibrary(default_prompts_dir()))
+    cite = Citation(source_id="a", start=0, end=4, quote="Text")
+    backer = ("b", 10, 20)
+    batch = [
+        _Claim("C1", "One.", [cite], ["[1]"], backed=True, backers=frozenset({backer})),
+        _Claim("C2", "Two.", [cite], ["[1]"]),
+        _Claim("C3", "Three.", [cite], ["[1]"]),
+        _Claim("C4", "Four.", [cite], ["[1]"]),
+    ]
+    out, cited = await engine._condense(batch)
+    assert [(c.text, c.backed, c.backers, c.merged) for c in out] == [
+        ("Merged C1 and C2", True, frozenset({backer}), ("C1", "C2")),
+        ("Merged C3 and C4", False, frozenset(), ("C3", "C4")),
+    ]
+    assert cited == 4
 
 
 # --- the CLI with --model and --api-base ----------------------------------------------------

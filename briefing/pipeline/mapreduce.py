@@ -13,7 +13,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
@@ -316,6 +316,8 @@ class _Claim:
     backed: bool = False
     #: The other sources' sentences that back it, as (source id, start, end).
     backers: frozenset[tuple[str, int, int]] = frozenset()
+    #: The ids of the claims a condensed claim merges (empty for a map claim).
+    merged: tuple[str, ...] = ()
 
     def spans(self) -> set[tuple[str, int, int]]:
         return {(c.source_id, c.start, c.end) for c in self.citations}
@@ -1076,14 +1078,29 @@ class MapReduce:
             self._use(self.condense_prompt)
             batches = self._batches(claims)
             self.progress(f"condense level {level}", 0, len(batches))
-            merged = [c for part in await _all([self._condense(b) for b in batches]) for c in part]
+            done = await _all([self._condense(b) for b in batches])
+            merged = [c for part, _ in done for c in part]
             if len(merged) >= len(claims):
                 raise LLMError(
                     f"condensing did not reduce the claims ({len(claims)} -> {len(merged)}); "
                     f"{self.client.model} cannot fit them into its context"
                 )
+            kept = sum(n for _, n in done)
+            joined = sum(1 for c in merged if len(c.merged) > 1)
+            self.warnings.append(
+                f"condense level {level}: {len(claims)} claims into {len(merged)} "
+                f"({joined} of them merge several; {len(claims) - kept} claim(s) no condensed "
+                "claim cites were left out)"
+            )
             claims = [
-                _Claim(f"C{n}", c.text, c.citations, c.source_labels)
+                _Claim(
+                    f"C{n}",
+                    c.text,
+                    c.citations,
+                    c.source_labels,
+                    backed=c.backed,
+                    backers=c.backers,
+                )
                 for n, c in enumerate(merged, start=1)
             ]
             self.progress(f"condense level {level}", len(batches), len(batches))
@@ -1112,7 +1129,10 @@ class MapReduce:
             batches.append(current)
         return batches
 
-    async def _condense(self, batch: list[_Claim]) -> list[_Claim]:
+    async def _condense(self, batch: list[_Claim]) -> tuple[list[_Claim], int]:
+        """The batch condensed, and how many of its claims the condensed ones cite. A
+        condensed claim is backed where a claim it merges was (what another source says
+        stays said), with their backing sentences."""
         variables = {"claims": self._claim_rows(batch), "max_claims": max(1, len(batch) // 2)}
         by_id = {c.id: c for c in batch}
         try:
@@ -1126,15 +1146,34 @@ class MapReduce:
             # Keep the batch as it was rather than lose its claims.
             self.usage += exc.usage
             self.warnings.append(f"condense step failed, batch kept unmerged: {exc}")
-            return batch
+            return [replace(c, merged=(c.id,)) for c in batch], len(batch)
         self.usage += result.usage
         out = []
+        cited: set[str] = set()
         for point in result.value.claims:
             resolved = self._resolve_claims(point, by_id, "condense")
             if resolved:
                 cites, sources = resolved
-                out.append(_Claim("", point.text.strip(), cites, sources))
-        return out
+                ids = tuple(
+                    dict.fromkeys(
+                        k for k in (i.strip().strip("[]").upper() for i in point.claim_ids)
+                        if k in by_id
+                    )
+                )  # fmt: skip
+                cited.update(ids)
+                parts = [by_id[k] for k in ids]
+                out.append(
+                    _Claim(
+                        "",
+                        point.text.strip(),
+                        cites,
+                        sources,
+                        backed=any(c.backed for c in parts),
+                        backers=frozenset().union(*(c.backers for c in parts)),
+                        merged=ids,
+                    )
+                )
+        return out, len(cited)
 
     def _resolve_claims(
         self, point: Point, by_id: dict[str, _Claim], step: str
