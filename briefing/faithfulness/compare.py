@@ -34,6 +34,7 @@ from briefing.faithfulness.contradiction import (
     conflicts,
     find_quotes,
     proper_names,
+    quotations,
     quote_backed,
     quote_conflict,
     relatedness,
@@ -437,9 +438,7 @@ class Comparer:
         got = self._quotes.get(source)
         if got is None:
             text = self.index.sources[source].text
-            got = self._quotes[source] = [
-                (q, text[q.start : q.end]) for q in find_quotes(text, self._names_of(source))
-            ]
+            got = self._quotes[source] = [(q, text[q.start : q.end]) for q in quotations(text)]
         return got
 
     def _sentence_quotes(self, s: IndexedSentence) -> list[tuple[str, str | None]]:

@@ -47,6 +47,7 @@ __all__ = [
     "conflicts",
     "find_quotes",
     "proper_names",
+    "quotations",
     "quote_backed",
     "quote_conflict",
     "relatedness",
@@ -363,6 +364,13 @@ def proper_names(text: str) -> frozenset[str]:
             elif base[:1].islower():
                 lower[base] = lower.get(base, 0) + 1
     return frozenset(w for w, n in capital.items() if n > lower.get(w, 0) and w not in STOPWORDS)
+
+
+@functools.lru_cache(maxsize=256)
+def quotations(text: str) -> tuple[Quote, ...]:
+    """The quotations of a whole source, with its own names (`find_quotes`), read once
+    for every caller: the comparison and the LLM path's attribution both need them."""
+    return tuple(find_quotes(text))
 
 
 def find_quotes(text: str, proper: frozenset[str] | None = None) -> list[Quote]:

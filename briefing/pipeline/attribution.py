@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from briefing.faithfulness.contradiction import Quote, find_quotes, soft_content, surname
+from briefing.faithfulness.contradiction import Quote, quotations, soft_content, surname
 from briefing.schema import Citation, Source
 
 __all__ = ["Attributor"]
@@ -68,7 +68,7 @@ class Attributor:
         quotes = self._quotes.get(source.id)
         if quotes is None:
             quotes = self._quotes[source.id] = [
-                q for q in find_quotes(source.text) if q.end - q.start > 3
+                q for q in quotations(source.text) if q.end - q.start > 3
             ]
         start, end = citation.start, citation.end
         cited = source.text[start:end]

@@ -329,6 +329,16 @@ class _Claim:
         return self.spans() <= used or bool(self.backers & used)
 
 
+def _claim_key(raw: str) -> str:
+    """A claim id as a model writes it ("[c3] ") as the id it names ("C3")."""
+    return raw.strip().strip("[]").upper()
+
+
+def _cited_claims(point: Point, by_id: Mapping[str, _Claim]) -> list[_Claim]:
+    """The claims a point cites that it was shown, each once, in the point's order."""
+    return list({k: by_id[k] for k in map(_claim_key, point.claim_ids) if k in by_id}.values())
+
+
 def _backed_share(claims: Sequence[_Claim]) -> dict[str, float]:
     """Per source, the share of its map claims another source backs (a rewrite's is high:
     what it alone adds to the sources it restates, the seeds' "a genius in the art of the
@@ -1154,14 +1164,9 @@ class MapReduce:
             resolved = self._resolve_claims(point, by_id, "condense")
             if resolved:
                 cites, sources = resolved
-                ids = tuple(
-                    dict.fromkeys(
-                        k for k in (i.strip().strip("[]").upper() for i in point.claim_ids)
-                        if k in by_id
-                    )
-                )  # fmt: skip
+                parts = _cited_claims(point, by_id)
+                ids = tuple(c.id for c in parts)
                 cited.update(ids)
-                parts = [by_id[k] for k in ids]
                 out.append(
                     _Claim(
                         "",
@@ -1178,9 +1183,8 @@ class MapReduce:
     def _resolve_claims(
         self, point: Point, by_id: dict[str, _Claim], step: str
     ) -> tuple[list[Citation], list[str]] | None:
-        keys = [i.strip().strip("[]").upper() for i in point.claim_ids]
-        found = list({k: by_id[k] for k in keys if k in by_id}.values())
-        unknown = [i for i, k in zip(point.claim_ids, keys, strict=True) if k not in by_id]
+        found = _cited_claims(point, by_id)
+        unknown = [i for i in point.claim_ids if _claim_key(i) not in by_id]
         if unknown or not found:
             self._report_unknown(step, point.text, unknown, bool(found))
         if not found:
@@ -1301,8 +1305,7 @@ class MapReduce:
         cites several claims and restates none of them (shares under _SPLIT_MATCH of its
         words with each): it says something else."""
         text = " ".join(point.text.split())
-        found = [by_id[k] for k in (i.strip().strip("[]").upper() for i in point.claim_ids)
-                 if k in by_id]  # fmt: skip
+        found = [by_id[k] for k in map(_claim_key, point.claim_ids) if k in by_id]
         every = merge_citations((c.citations for c in found), self._order)
         spans = sentence_spans(text)
         if len(found) < 2:
@@ -1366,6 +1369,18 @@ class MapReduce:
             return best * alone.get(claim.citations[0].source_id, 1.0)
         return best
 
+    def _weights_for(
+        self,
+        claims: Sequence[_Claim],
+        part: Literal["summary", "key_points"],
+        echoed: Mapping[str, float],
+    ) -> list[float]:
+        """`_weight` of each claim, with its source's alone weight (from `echoed`, the
+        `_backed_share` of each source) and every span a map claim cites."""
+        alone = {s: alone_weight(share) for s, share in echoed.items()}
+        mapped = {span for c in claims for span in c.spans()}
+        return [self._weight(c, part, alone, mapped) for c in claims]
+
     def _top_up(
         self,
         key_points: list[Claim],
@@ -1389,9 +1404,8 @@ class MapReduce:
         wanted = self.settings.key_points
         made_points = [*summary, *key_points]
         echoed = _backed_share(claims)
-        alone = {s: alone_weight(share) for s, share in echoed.items()}
-        mapped = {span for c in claims for span in c.spans()}
-        weight = {id(c): self._weight(c, alone=alone, mapped=mapped) for c in claims}
+        weights = self._weights_for(claims, "key_points", echoed)
+        weight = dict(zip(map(id, claims), weights, strict=True))
         ranked = sorted((c for c in claims if c.citations), key=lambda c: -weight[id(c)])
         mentioned = {c.source_id for p in made_points for c in p.citations}
         starved = list(
@@ -1467,9 +1481,7 @@ class MapReduce:
         none that the summary or a key point already makes."""
         made = [_content_words(c.text) for c in [*summary, *key_points]]
         used = _resting_on([*summary, *key_points], claims)
-        alone = {s: alone_weight(share) for s, share in _backed_share(claims).items()}
-        mapped = {span for c in claims for span in c.spans()}
-        weight = [self._weight(c, "summary", alone, mapped) for c in claims]
+        weight = self._weights_for(claims, "summary", _backed_share(claims))
         order = sorted(range(len(claims)), key=lambda n: (not claims[n].backed, -weight[n], n))
         chosen: list[Claim] = []
         for n in order:
