@@ -193,3 +193,22 @@ def test_disagreements_cite_both_sources() -> None:
     }
     for claim in briefing.claims():
         assert_claim_quotes_itself(claim, [a, b])
+
+
+def test_the_similarity_index_gives_every_pairs_cosine_to_the_last_bit() -> None:
+    """The rank reads similarities from an index of which sentences hold each word; on the
+    seeds (and both together, as the engine ranks several sources) every pair's value is
+    `_cosine`'s exactly, and pairs sharing no word are absent."""
+    from briefing.pipeline import extractive
+
+    sources = load_sources(SEEDS)
+    for group in ([sources[0]], [sources[1]], sources):
+        vectors = [c.vector for c in extractive._candidates(group, {})]
+        rows = extractive._similarities(vectors)
+        for i, a in enumerate(vectors):
+            for j in range(i + 1, len(vectors)):
+                b = vectors[j]
+                if set(a) & set(b):
+                    assert rows[i][j] == extractive._cosine(a, b)
+                else:
+                    assert j not in rows[i]

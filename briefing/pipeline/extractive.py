@@ -319,14 +319,40 @@ def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
     return sum(v * b.get(w, 0.0) for w, v in a.items())
 
 
+def _similarities(vectors: list[dict[str, float]]) -> list[dict[int, float]]:
+    """`_cosine` of every pair of vectors that share a word, row i holding its partners
+    j > i: through an index of which vectors hold each word, so that pairs sharing nothing
+    cost nothing (all pairs was most of the LLM path's own CPU time at 100 sources).
+    Each sum runs over the shorter vector's words in its own order, as `_cosine` does, so
+    every value is the same to the last bit."""
+    holding: dict[str, list[int]] = {}
+    for i, vector in enumerate(vectors):
+        for word in vector:
+            holding.setdefault(word, []).append(i)
+    sizes = [len(v) for v in vectors]
+    rows: list[dict[int, float]] = [{} for _ in vectors]
+    for i, vector in enumerate(vectors):
+        size = sizes[i]
+        # Pairs with i as `_cosine`'s first argument: the shorter, or the earlier of two
+        # the same length.
+        sums: dict[int, float] = {}
+        for word, value in vector.items():
+            for j in holding[word]:
+                if sizes[j] > size or (sizes[j] == size and j > i):
+                    sums[j] = sums.get(j, 0.0) + value * vectors[j][word]
+        for j, total in sums.items():
+            rows[min(i, j)][max(i, j)] = total
+    return rows
+
+
 def _lexrank(vectors: list[dict[str, float]], iterations: int = 60) -> list[float]:
     n = len(vectors)
     if n == 0:
         return []
     links: list[list[tuple[int, float]]] = [[] for _ in range(n)]
-    for i in range(n):
-        for j in range(i + 1, n):
-            sim = _cosine(vectors[i], vectors[j])
+    for i, row in enumerate(_similarities(vectors)):
+        for j in sorted(row):
+            sim = row[j]
             if sim >= _LINK_THRESHOLD:
                 links[i].append((j, sim))
                 links[j].append((i, sim))
