@@ -8,7 +8,7 @@ import re
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ import pytest
 from briefing.config import Settings
 from briefing.errors import BriefingError, ModelOutputError, ProviderError
 from briefing.faithfulness import lexical
+from briefing.faithfulness.compare import Comparer
 from briefing.models.calllog import CallLog
 from briefing.models.llm import LLMClient, litellm_module
 from briefing.models.prompts import PromptLibrary, PromptTemplate, default_prompts_dir
@@ -1488,3 +1489,53 @@ async def test_a_summary_about_the_briefing_is_dropped_and_claims_stand_in(
     assert not {c.text for c in briefing.summary} & {c.text for c in briefing.key_points}
     assert "claims stand in for it" in " ".join(briefing.warnings)
     _assert_exact_citations(briefing)
+
+
+async def test_map_claims_are_judged_as_their_answer_comes_and_only_once(
+    fake_server: FakeOpenAIServer,
+    llm_settings: MakeSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The comparison judges each map answer's claims while the other requests are out
+    (the event loop is idle then), one claim at a time; before the reduce the verdicts are
+    reused, not worked out again: every map claim is judged once, and after the reduce the
+    briefing's own corroboration judges its claims."""
+    paths = _harbour_and_ferry(tmp_path)
+    judged: list[list[str]] = []
+    original = Comparer.claims
+
+    async def recording(self: Comparer, claims: Sequence[Claim]) -> dict[str, Corroboration]:
+        judged.append([c.text for c in claims])
+        return await original(self, claims)
+
+    monkeypatch.setattr(Comparer, "claims", recording)
+    snapshots: dict[str, list[list[str]]] = {}
+    mapped: dict[str, list[str]] = {}
+
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) == "map":
+            reply = _each_sentence_a_claim(request)
+            texts = [c["text"] for c in json.loads(reply.content or "")["claims"]]
+            source = "ferry" if any("ferry" in t for t in texts) else "harbour"
+            mapped[source] = texts
+            if source == "ferry":
+                time.sleep(0.5)  # the harbour's answer is in long before this one
+                snapshots["ferry answered"] = [list(batch) for batch in judged]
+            return reply
+        snapshots["reduce"] = [list(batch) for batch in judged]
+        cid, text = next(iter(_claim_lines(request).items()))
+        return _reply({"title": "Harbour", "summary": [{"text": text, "claim_ids": [cid]}],
+                       "key_points": []})  # fmt: skip
+
+    fake_server.responder = respond
+    briefing = await build_briefing(
+        load_sources(paths), llm_settings(key_points=3, chunk_tokens=64, chunk_overlap_tokens=0)
+    )
+    assert sum(_step(r) == "map" for r in fake_server.requests) == 2
+    # While the ferry's request was out, the harbour's claims were judged, one at a time.
+    assert snapshots["ferry answered"] == [[t] for t in mapped["harbour"]]
+    before = [text for batch in snapshots["reduce"] for text in batch]
+    assert sorted(before) == sorted(mapped["harbour"] + mapped["ferry"])
+    # After the reduce: the briefing's claims, by `corroborate`, in one batch.
+    assert judged[len(snapshots["reduce"]) :] == [[c.text for c in briefing.claims()]]

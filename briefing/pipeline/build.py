@@ -86,17 +86,30 @@ async def build_briefing(
             else None
         )
 
+        ranker: Comparer | None = None
+        # A claim's verdict depends on its text and citations alone; the engine asks for
+        # each map answer's claims while later requests are out, then for all of them.
+        verdicts: dict[tuple[str, tuple[tuple[str, int, int], ...]], Corroboration] = {}
+
         async def backing(claims: list[Claim]) -> dict[str, Corroboration]:
             # Before the reduce: which map claims another source backs, judged offline (a
             # judge call per map claim is not worth it for a ranking).
+            nonlocal ranker
             assert indexing is not None
             built = await indexing
-            ranking = (
-                built
-                if not checker.uses_model
-                else built.with_checker(Checker(settings, "offline"))
-            )
-            return await ranking.claims(claims)
+            if ranker is None:
+                ranker = (
+                    built
+                    if not checker.uses_model
+                    else built.with_checker(Checker(settings, "offline"))
+                )
+            keys = {c.id: _verdict_key(c) for c in claims}
+            todo = [c for c in claims if keys[c.id] not in verdicts]
+            if todo:
+                judged = await ranker.claims(todo)
+                for claim in todo:
+                    verdicts[keys[claim.id]] = judged[claim.id]
+            return {c.id: verdicts[keys[c.id]] for c in claims}
 
         engine = MapReduce(
             settings,
@@ -132,6 +145,10 @@ async def build_briefing(
     if progress is not None:
         progress("check", len(briefing.claims()), len(briefing.claims()))
     return briefing
+
+
+def _verdict_key(claim: Claim) -> tuple[str, tuple[tuple[str, int, int], ...]]:
+    return claim.text, tuple((c.source_id, c.start, c.end) for c in claim.citations)
 
 
 async def map_ahead(

@@ -444,6 +444,13 @@ def _statement_or_unknown(
     return sentence is None or is_statement(sentence, sources[sentence.source_id], by_length=False)
 
 
+def _ahead_done(task: asyncio.Task[None]) -> None:
+    # Work done ahead is redone where its result is needed (the weights when the top-up
+    # reads them, a verdict when `_balance` asks): a failure surfaces there, not here.
+    if not task.cancelled():
+        task.exception()
+
+
 class MapReduce:
     """Builds one briefing with one LLMClient."""
 
@@ -475,12 +482,55 @@ class MapReduce:
         self._sources: dict[str, Source] = {}
         #: Each source's statement weights (`extractive.statement_weights`), when needed.
         self._weights: dict[tuple[str, str], dict[tuple[int, int], float]] = {}
+        #: Work done while the map requests are out (`_ahead`), cancelled when run ends.
+        self._ahead_tasks: set[asyncio.Task[None]] = set()
+        #: Set once the first map pass has sent its last request (chunking, which comes
+        #: before each request, goes first).
+        self._sent = asyncio.Event()
+        self._attribute = Attributor([])
 
     async def run(self, sources: list[Source]) -> Briefing:
         """Map every chunk, condense until the claims fit, then reduce."""
-        labels = {s.id: f"[{n}]" for n, s in enumerate(sources, start=1)}
         self._order = {s.id: n for n, s in enumerate(sources)}
         self._sources = {s.id: s for s in sources}
+        self._attribute = Attributor(sources)
+        self._ahead(self._weigh_ahead(sources))
+        try:
+            return await self._run(sources)
+        finally:
+            for task in self._ahead_tasks:
+                task.cancel()
+            self._ahead_tasks.clear()
+
+    def _ahead(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` on the event loop beside the map requests. A model call takes far
+        longer than the CPU work of its answer, so the loop is mostly idle while they are
+        out: work that would otherwise come after the map step (on the critical path) is
+        done in that time, in slices that let every answer be read as soon as it comes."""
+        task = asyncio.ensure_future(work)
+        self._ahead_tasks.add(task)
+        task.add_done_callback(_ahead_done)
+        task.add_done_callback(self._ahead_tasks.discard)
+
+    async def _weigh_ahead(self, sources: list[Source]) -> None:
+        """Each source's statement weights (the top-up's ranking), one source a slice."""
+        await self._sent.wait()
+        for source in sources:
+            await asyncio.sleep(0)
+            self._weights_of(source, "key_points")
+
+    async def _back_ahead(self, found: list[tuple[str, list[Citation]]]) -> None:
+        """An answer's claims judged against the other sources, as `_balance` will judge
+        them (attributed as `_attributed` will make them), one claim a slice: `backing`
+        remembers its verdicts, so the reduce need not wait for them."""
+        assert self.backing is not None
+        for n, (text, cites) in enumerate(found):
+            await asyncio.sleep(0)
+            claim = Claim(id=f"A{n}", text=self._attribute(text, cites), citations=cites)
+            await self.backing([claim])
+
+    async def _run(self, sources: list[Source]) -> Briefing:
+        labels = {s.id: f"[{n}]" for n, s in enumerate(sources, start=1)}
         claims = await self._map(sources, labels)
         if not claims:
             if self._map_requests and len(self._map_failures) == self._map_requests:
@@ -516,6 +566,7 @@ class MapReduce:
             raise BriefingError("mapping ahead of the reduce needs the map cache")
         labels = {s.id: f"[{n}]" for n, s in enumerate(sources, start=1)}
         self._order = {s.id: n for n, s in enumerate(sources)}
+        self._attribute = Attributor(sources)
         return len(await self._map(sources, labels))
 
     # ------------------------------------------------------------ coverage
@@ -771,7 +822,7 @@ class MapReduce:
             )
         found = list(run.found)
         found.extend(self._from_cache(cached, sources))
-        found = await asyncio.to_thread(self._attributed, found, sources)
+        found = await asyncio.to_thread(self._attributed, found)
         await self._keep(keys, run.mapped, run.failed, cached)
         if run.non_statements:
             self.warnings.append(
@@ -806,12 +857,11 @@ class MapReduce:
         return claims
 
     def _attributed(
-        self, found: list[tuple[str, list[Citation]]], sources: list[Source]
+        self, found: list[tuple[str, list[Citation]]]
     ) -> list[tuple[str, list[Citation]]]:
         """Claims that restate a quotation without its speaker, with the speaker named
         (`attribution`): an analyst's view is not a fact of the story."""
-        attribute = Attributor(sources)
-        out = [(attribute(text, cites), cites) for text, cites in found]
+        out = [(self._attribute(text, cites), cites) for text, cites in found]
         changed = sum(a[0] != b[0] for a, b in zip(found, out, strict=True))
         if changed:
             self.warnings.append(
@@ -868,6 +918,7 @@ class MapReduce:
             self.usage += result.usage
             by_id = {d.source.id: d.source for d in pack}
             cited: list[Citation] = []
+            answer: list[tuple[str, list[Citation]]] = []
             for claim in result.value.claims:
                 ids = [i for i in claim.sentence_ids if _statement_or_unknown(i, shown, by_id)]
                 cites, unknown = resolve_sentence_ids(ids, shown, by_id)
@@ -879,11 +930,14 @@ class MapReduce:
                     continue
                 text = _without_copied_tags(claim)
                 run.found.append((text, cites))
+                answer.append((text, cites))
                 for source_id in dict.fromkeys(c.source_id for c in cites):
                     run.mapped.setdefault(source_id, []).append(
                         CachedClaim(text=text, citations=cites)
                     )
                 cited.extend(cites)
+            if self.backing is not None and answer:
+                self._ahead(self._back_ahead(answer))
             if only is None:  # a retry's answer is not checked again: one retry at most
                 for document in pack:
                     unread = _unread(document, cited, self.settings.claim_tokens)
@@ -935,6 +989,7 @@ class MapReduce:
                 if pending:
                     send()
                     self.progress("map", run.done, run.total)
+                self._sent.set()
         except BaseExceptionGroup as group_error:
             # Callers handle BriefingError, not ExceptionGroup.
             raise group_error.exceptions[0] from None
