@@ -23,7 +23,7 @@ from briefing.pipeline.build import build_briefing
 from briefing.schema import Source
 
 NAME = "overhead"
-TARGET = 1.10
+TARGET = 1.05  # issue 20; 1.10 before it
 LATENCY_S = 0.2
 
 
