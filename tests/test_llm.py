@@ -873,7 +873,55 @@ async def test_a_condensed_claim_keeps_the_backing_of_the_claims_it_merges(
         ("Merged C1 and C2", True, frozenset({backer}), ("C1", "C2")),
         ("Merged C3 and C4", False, frozenset(), ("C3", "C4")),
     ]
-    assert cited == 4
+    assert cited == {"C1", "C2", "C3", "C4"}
+
+
+async def test_a_claim_another_source_backs_survives_a_condense_that_left_it_out(
+    fake_server: FakeOpenAIServer, llm_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """A model merging claims may drop some; what another source backs goes on to the next
+    level (and the reduce) as it stands, and the level's report counts it."""
+
+    def respond(request: RecordedRequest) -> Reply:
+        if _step(request) != "condense":
+            return _condensing_responder(request)
+        # Merges the first two claims of each batch and leaves out all the others.
+        ids = list(_claim_lines(request))
+        return _reply({"claims": [{"text": "Merged " + " and ".join(ids[:2]),
+                                   "claim_ids": ids[:2]}]})  # fmt: skip
+
+    fake_server.responder = respond
+    settings = llm_settings(context_tokens=1500, prompts_dir=_small_prompts(tmp_path, 256))
+    engine = MapReduce(settings, LLMClient(settings), PromptLibrary(settings.prompts_dir))
+    sources = load_sources(SEEDS)
+    labels = {s.id: f"[{n}]" for n, s in enumerate(sources, start=1)}
+    engine._order = {s.id: n for n, s in enumerate(sources)}
+    headline = sources[0].text.split("\n")[0]
+    cite = [Citation(source_id=sources[0].id, start=0, end=len(headline), quote=headline)]
+
+    def claim(n: int) -> _Claim:
+        text = f"The source says claim number {n} of many, at some length."
+        if n % 5:
+            return _Claim(f"C{n}", text, cite, ["[1]"])
+        return _Claim(f"C{n}", text, cite, ["[1]"], backed=True, backers=frozenset({("b", n, n)}))
+
+    claims = [claim(n) for n in range(1, 61)]
+    out = await engine._condense_until_fits(claims, sources, labels)
+    condense = [r for r in fake_server.requests if _step(r) == "condense"]
+    first_level = [_claim_lines(r) for r in condense[: len(engine._batches(claims))]]
+    shown = {text for batch in first_level for text in batch.values()}
+    merged_first = {t for batch in first_level for t in list(batch.values())[:2]}
+    backed = {c.text for c in claims if c.backed}
+    # The backed claims the first level left out went on, as they stand, to the next.
+    carried = backed & shown - merged_first
+    assert carried
+    [level_one, *_] = [w for w in engine.warnings if w.startswith("condense level")]
+    assert f"{len(carried)} claim(s) another source backs" in level_one
+    # None of them is lost: each is in the output or in a claim that merges it.
+    later = {t for r in condense[len(first_level) :] for t in _claim_lines(r).values()}
+    for text in carried:
+        assert text in later or any(c.text == text for c in out)
+    assert all(c.backed for c in out if not c.text.startswith("Merged"))
 
 
 # --- the CLI with --model and --api-base ----------------------------------------------------

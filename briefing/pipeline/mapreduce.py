@@ -1144,18 +1144,31 @@ class MapReduce:
             batches = self._batches(claims)
             self.progress(f"condense level {level}", 0, len(batches))
             done = await _all([self._condense(b) for b in batches])
-            merged = [c for part, _ in done for c in part]
-            if len(merged) >= len(claims):
+            condensed = sum(len(part) for part, _ in done)
+            if condensed >= len(claims):
                 raise LLMError(
-                    f"condensing did not reduce the claims ({len(claims)} -> {len(merged)}); "
+                    f"condensing did not reduce the claims ({len(claims)} -> {condensed}); "
                     f"{self.client.model} cannot fit them into its context"
                 )
-            kept = sum(n for _, n in done)
+            # What another source backs must not vanish because a model merging claims
+            # left it out: such claims go on as they stand, while the level still shrinks
+            # the claims (the next level may merge them).
+            room = len(claims) - 1 - condensed
+            merged: list[_Claim] = []
+            carried = 0
+            for batch, (part, cited) in zip(batches, done, strict=True):
+                merged.extend(part)
+                for claim in batch:
+                    if claim.backed and claim.id not in cited and carried < room:
+                        merged.append(replace(claim, merged=(claim.id,)))
+                        carried += 1
+            kept = sum(len(cited) for _, cited in done) + carried
             joined = sum(1 for c in merged if len(c.merged) > 1)
             self.warnings.append(
                 f"condense level {level}: {len(claims)} claims into {len(merged)} "
-                f"({joined} of them merge several; {len(claims) - kept} claim(s) no condensed "
-                "claim cites were left out)"
+                f"({joined} of them merge several; {carried} claim(s) another source backs, "
+                f"which no condensed claim cites, kept as they stand; {len(claims) - kept} "
+                "claim(s) no condensed claim cites were left out)"
             )
             claims = [
                 _Claim(
@@ -1194,8 +1207,8 @@ class MapReduce:
             batches.append(current)
         return batches
 
-    async def _condense(self, batch: list[_Claim]) -> tuple[list[_Claim], int]:
-        """The batch condensed, and how many of its claims the condensed ones cite. A
+    async def _condense(self, batch: list[_Claim]) -> tuple[list[_Claim], set[str]]:
+        """The batch condensed, and the ids of its claims the condensed ones cite. A
         condensed claim is backed where a claim it merges was (what another source says
         stays said), with their backing sentences."""
         variables = {"claims": self._claim_rows(batch), "max_claims": max(1, len(batch) // 2)}
@@ -1211,7 +1224,7 @@ class MapReduce:
             # Keep the batch as it was rather than lose its claims.
             self.usage += exc.usage
             self.warnings.append(f"condense step failed, batch kept unmerged: {exc}")
-            return [replace(c, merged=(c.id,)) for c in batch], len(batch)
+            return [replace(c, merged=(c.id,)) for c in batch], {c.id for c in batch}
         self.usage += result.usage
         out = []
         cited: set[str] = set()
@@ -1233,7 +1246,7 @@ class MapReduce:
                         merged=ids,
                     )
                 )
-        return out, len(cited)
+        return out, cited
 
     def _resolve_claims(
         self, point: Point, by_id: dict[str, _Claim], step: str
