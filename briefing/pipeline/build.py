@@ -96,7 +96,9 @@ async def build_briefing(
             # judge call per map claim is not worth it for a ranking).
             nonlocal ranker
             assert indexing is not None
-            built = await indexing
+            # Shielded: cancelling a caller (the engine cancels its work ahead when it
+            # ends) must not cancel the index the briefing's corroboration still needs.
+            built = await asyncio.shield(indexing)
             if ranker is None:
                 ranker = (
                     built
