@@ -10,6 +10,7 @@ HTTP, validation, the call log and the offline check of every claim.
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +25,9 @@ from briefing.schema import Source
 
 NAME = "overhead"
 TARGET = 1.05  # issue 20; 1.10 before it
-LATENCY_S = 0.2
+#: A provider's latency per call. BENCH_OVERHEAD_LATENCY_S sets another (a hosted model
+#: takes seconds): the work done while calls are out hides in a longer wait.
+LATENCY_S = float(os.environ.get("BENCH_OVERHEAD_LATENCY_S", "0.2"))
 
 
 async def _bare_call_ms(base_url: str, calls: int = 10) -> float:
@@ -117,7 +120,7 @@ def table(result: dict[str, Any]) -> list[list[str]]:
         [
             "1 overhead",
             f"wall / ideal, {r['sources']} source(s) ({sum(r['calls'].values())} calls, "
-            f"ideal {r['ideal_s']:.2f} s)",
+            f"ideal {r['ideal_s']:.2f} s at {result['latency_s'] * 1000:.0f} ms a call)",
             f"{r['ratio_median']:.3f} (wall {r['wall_s_median']:.2f} s)",
             f"≤ {TARGET:.2f}",
             "yes" if r["met"] else "no",
