@@ -122,6 +122,21 @@ def test_the_claim_is_scored_against_each_sentence_and_the_best_one_is_its_evide
     assert contradicted.label == 0
 
 
+
+def test_a_supported_claim_cites_the_sentence_that_entails_it_not_one_that_contradicts(
+    nli_folder: Path,
+) -> None:
+    """One sentence says it, another says the opposite: the claim is supported (the best
+    sentence speaks for it) and its evidence is the sentence that says it."""
+    document = "The council approved the budget. The council rejected the budget."
+    [result] = _check(
+        nli_folder, [CheckPair(id="a", document=document, claim="The council approved.")]
+    )
+    assert result.verdict == "supported"
+    [evidence] = result.evidence
+    assert document[evidence.start : evidence.end] == "The council approved the budget."
+
+
 def test_a_graph_without_token_type_ids_runs_too(tmp_path: Path) -> None:
     folder = build_model(tmp_path / "plain", token_types=False)
     [result] = _check(folder, [CheckPair(id="a", document="Approved.", claim="Approved.")])

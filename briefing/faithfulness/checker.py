@@ -318,12 +318,13 @@ class Checker:
         for pair, found in zip(pairs, spans, strict=True):
             scored = [(next(inferred), span) for span in found]
             best, (start, end) = max(scored, key=lambda item: item[0].entailment)
-            against = max(i.contradiction for i, _ in scored)
-            verdict: CheckVerdict = (
-                "contradicted" if against >= NLI_CONTRADICTION else "unsupported"
-            )
-            if verdict == "contradicted":
-                start, end = max(scored, key=lambda item: item[0].contradiction)[1]
+            worst, against = max(scored, key=lambda item: item[0].contradiction)
+            verdict: CheckVerdict = "unsupported"
+            # A claim no sentence entails, that one contradicts, cites that one; a supported
+            # claim cites what entails it, whatever else the document says.
+            if best.entailment < NLI_THRESHOLD and worst.contradiction >= NLI_CONTRADICTION:
+                verdict = "contradicted"
+                start, end = against
             results.append(
                 self._result(
                     pair.id,
