@@ -122,7 +122,6 @@ def test_the_claim_is_scored_against_each_sentence_and_the_best_one_is_its_evide
     assert contradicted.label == 0
 
 
-
 def test_a_supported_claim_cites_the_sentence_that_entails_it_not_one_that_contradicts(
     nli_folder: Path,
 ) -> None:
