@@ -356,8 +356,8 @@ def _resting_on(points: Sequence[Claim], claims: Sequence[_Claim]) -> set[tuple[
     """The spans of the map claims `points` rest on, and the other sources' sentences
     backing those: what a further point must not merely restate.
 
-    A point rests on a claim it cites and shares words with (as `_split` ties sentences
-    to claims). A sentence a small model wrote citing eight claims it says nothing of ("The
+    A point rests on a claim it cites and shares words with (at least _SPLIT_MATCH of the
+    shorter one's content words). A sentence a small model wrote citing eight claims it says nothing of ("The
     U.S. administration has consistently used the word 'reset' ...", citing the article's
     first eight claims) has not made their points, and must not keep them out."""
     used: set[tuple[str, int, int]] = set()
@@ -432,6 +432,11 @@ def _content_words(text: str) -> set[str]:
 
 def _overlap(a: set[str], b: set[str]) -> float:
     return len(a & b) / max(1, min(len(a), len(b)))
+
+
+def _share(sentence: set[str], claim: set[str]) -> float:
+    """The share of a sentence's content words that a claim holds."""
+    return len(sentence & claim) / max(1, len(sentence))
 
 
 def _statement_or_unknown(
@@ -1170,17 +1175,8 @@ class MapReduce:
                 f"which no condensed claim cites, kept as they stand; {len(claims) - kept} "
                 "claim(s) no condensed claim cites were left out)"
             )
-            claims = [
-                _Claim(
-                    f"C{n}",
-                    c.text,
-                    c.citations,
-                    c.source_labels,
-                    backed=c.backed,
-                    backers=c.backers,
-                )
-                for n, c in enumerate(merged, start=1)
-            ]
+            # New ids for the next level; what they merged was reported above.
+            claims = [replace(c, id=f"C{n}", merged=()) for n, c in enumerate(merged, start=1)]
             self.progress(f"condense level {level}", len(batches), len(batches))
         return claims
 
@@ -1381,13 +1377,13 @@ class MapReduce:
         words = {c.id: _content_words(c.text) for c in found}
         if len(spans) < 2:
             mine = _content_words(text)
-            best = max(len(mine & theirs) / max(1, len(mine)) for theirs in words.values())
+            best = max(_share(mine, theirs) for theirs in words.values())
             return [(text, every, best >= _SPLIT_MATCH)]
         out = []
         for start, end in spans:
             sentence = text[start:end]
             mine = _content_words(sentence)
-            scores = {cid: len(mine & theirs) / max(1, len(mine)) for cid, theirs in words.items()}
+            scores = {cid: _share(mine, theirs) for cid, theirs in words.items()}
             best = max(scores.values(), default=0.0)
             chosen = [c for c in found if best >= _SPLIT_MATCH and scores[c.id] >= best * 0.75]
             cites = merge_citations((c.citations for c in chosen), self._order) if chosen else every
@@ -1544,9 +1540,9 @@ class MapReduce:
         counter: Iterator[int],
     ) -> list[Claim]:
         """The summary, where the reduce wrote none, or fewer than MIN_SUMMARY once
-        sentences of it were dropped, followed by map claims up to SUMMARY_CLAIMS in all: those other sources back
-        first, then by the extractive summary's rank of what they cite (central, early),
-        none that the summary or a key point already makes."""
+        sentences of it were dropped, followed by map claims up to SUMMARY_CLAIMS in all:
+        those other sources back first, then by the extractive summary's rank of what they
+        cite (central, early), none that the summary or a key point already makes."""
         made = [_content_words(c.text) for c in [*summary, *key_points]]
         used = _resting_on([*summary, *key_points], claims)
         weight = self._weights_for(claims, "summary", _backed_share(claims))
